@@ -1,0 +1,1 @@
+//! Mount-spec grammar and allowlist validation for sandbox extra mounts (issue: sandbox mode).

@@ -1,0 +1,1 @@
+//! The `SandboxBackend` trait and its implementations (issue: sandbox mode).

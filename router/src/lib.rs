@@ -1,0 +1,1 @@
+//! opencode-router: the chat bridge between messaging platforms and opencode.

@@ -1,0 +1,1 @@
+//! openwork-server: the remote-control HTTP API of an openwork workspace.
