@@ -1,7 +1,84 @@
 //! openwork: one multi-call binary. Invoked as `openwork` it is the orchestrator CLI; as
-//! `openwork-server` / `opencode-router` (argv[0]) or `openwork server` / `openwork router` it
-//! plays those roles.
+//! `openwork-server` / `opencode-router` (argv[0], e.g. through a symlink) or as
+//! `openwork server` / `openwork router` it plays those roles.
 
-fn main() {
-    println!("openwork {}", env!("CARGO_PKG_VERSION"));
+mod check;
+mod cli;
+mod logs;
+mod output;
+mod plan;
+mod ports;
+mod run;
+mod secrets;
+mod services;
+mod sidecars;
+mod supervisor;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("openwork")
+        .to_string();
+    match argv0.as_str() {
+        "openwork-server" => return openwork_server::main_from_args(args),
+        "opencode-router" => return opencode_router::main_from_args(args),
+        _ => {}
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let (start_args, is_start) = match cli.command {
+        Some(Command::Server { args: rest }) => {
+            return openwork_server::main_from_args(role_args("openwork-server", rest));
+        }
+        Some(Command::Router { args: rest }) => {
+            return opencode_router::main_from_args(role_args("opencode-router", rest));
+        }
+        Some(Command::Start(a)) => (a, true),
+        Some(Command::Serve(a)) => (a, false),
+        None => (cli.start, true),
+    };
+    let plan = match plan::RunPlan::from_args(&start_args, is_start) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("openwork: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("openwork: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run::run(plan)) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("openwork: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn role_args(name: &str, rest: Vec<OsString>) -> Vec<OsString> {
+    let mut v = Vec::with_capacity(rest.len() + 1);
+    v.push(OsString::from(name));
+    v.extend(rest);
+    v
 }

@@ -1,0 +1,465 @@
+//! One run of `openwork start`/`serve` in host mode: plan → sidecars → supervisor → output.
+//!
+//! Signal handlers are installed before the first process is spawned, so a SIGINT/SIGTERM at any
+//! point stops whatever was started (the original orphaned its children before "ready").
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::check::{CheckTarget, run_checks};
+use crate::cli::SourceArg;
+use crate::logs::{LogSink, ORCHESTRATOR, Output};
+use crate::output::{Ready, write_detached_state};
+use crate::plan::{DEFAULT_OPENWORK_PORT, RunMode, RunPlan};
+use crate::ports::{check_free, free_port, requested_or_free};
+use crate::services::{
+    Ports, SidecarSet, opencode_spec, openwork_local_url, router_spec, server_spec,
+};
+use crate::sidecars::{
+    Progress, ResolveSettings, ResolvedSidecar, Resolver, SidecarName, SidecarRequest,
+    SourcePolicy, Target,
+};
+use crate::supervisor::{RestartPolicy, Supervisor, SupervisorOptions};
+
+/// How the run ended, as a process exit code.
+pub type ExitCode = i32;
+
+/// Runs the plan to completion and returns the exit code.
+pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
+    let output = if plan.json {
+        Output::Stderr
+    } else {
+        Output::Stdout
+    };
+    let sink = Arc::new(LogSink::new(
+        plan.log_format,
+        plan.color,
+        plan.verbose,
+        plan.run_id.clone(),
+        output,
+        plan.credentials.secret_values(),
+    ));
+    if plan.tui_requested {
+        sink.info(
+            ORCHESTRATOR,
+            "The dashboard is not available in this build yet; streaming logs instead (use `openwork serve` to skip this notice)",
+            Value::Null,
+        );
+    }
+    sink.info(
+        ORCHESTRATOR,
+        "Run starting",
+        json!({ "workspace": plan.workspace, "runId": plan.run_id, "logFormat": plan.log_format.as_str() }),
+    );
+
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+
+    let detach_dir = (plan.mode == RunMode::Detach).then(|| plan.run_dir());
+    let mut supervisor = Supervisor::new(
+        sink.clone(),
+        SupervisorOptions {
+            health_timeout: plan.health_timeout,
+            restart: RestartPolicy::default(),
+            grace: Duration::from_secs(5),
+            detach_dir: detach_dir.clone(),
+        },
+    );
+
+    let started = tokio::select! {
+        r = start_all(&plan, &sink, &mut supervisor) => r,
+        _ = sigint.recv() => Err(Interrupted(130).into()),
+        _ = sigterm.recv() => Err(Interrupted(143).into()),
+    };
+    let (sidecars, ports, router_running, verified) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            supervisor.shutdown().await;
+            if let Some(Interrupted(code)) = e.downcast_ref::<Interrupted>() {
+                sink.warn(ORCHESTRATOR, "Interrupted before ready", Value::Null);
+                return Ok(*code);
+            }
+            return Err(e);
+        }
+    };
+    sink.add_secret(&verified.owner_token);
+    let ready = Ready {
+        plan: &plan,
+        ports,
+        sidecars: &sidecars,
+        router_running,
+        owner_token: verified.owner_token.clone(),
+        workspace_id: verified.workspace_id.clone(),
+        openwork_version: verified.openwork_version.clone(),
+        opencode_version: sidecars.opencode.version.clone(),
+    };
+    print_ready(&plan, &sink, &ready);
+
+    match plan.mode {
+        RunMode::Detach => {
+            let pids = supervisor.pids();
+            let dir = detach_dir.unwrap_or_else(|| plan.run_dir());
+            let creds = write_detached_state(&ready, &pids, &dir)
+                .with_context(|| format!("writing the detached run's state to {dir}"))?;
+            let summary = ready.detach_summary(&pids, &creds);
+            if plan.json {
+                eprint!("{summary}");
+            } else {
+                print!("{summary}");
+            }
+            supervisor.release();
+            Ok(0)
+        }
+        RunMode::Check { events } => {
+            let target = CheckTarget {
+                openwork_url: openwork_local_url(&ports),
+                client_token: plan.credentials.client_token.clone(),
+                host_token: plan.credentials.host_token.clone(),
+                opencode_url: ready.opencode_url(),
+                opencode_username: plan.credentials.opencode_username.clone(),
+                opencode_password: plan.credentials.opencode_password.clone(),
+                workspace: plan.workspace.to_string(),
+            };
+            let result = tokio::select! {
+                r = run_checks(&target, events) => r.map_err(anyhow::Error::from),
+                e = supervisor.wait_fatal() => Err(anyhow!(e)),
+                _ = sigint.recv() => Err(anyhow!("interrupted during checks")),
+                _ = sigterm.recv() => Err(anyhow!("terminated during checks")),
+            };
+            let code = match result {
+                Ok(passed) => {
+                    sink.info(ORCHESTRATOR, "Checks ok", json!({ "checks": passed }));
+                    if !plan.json && plan.log_format == crate::cli::LogFormat::Pretty {
+                        println!("Checks: ok");
+                    }
+                    0
+                }
+                Err(e) => {
+                    sink.error(
+                        ORCHESTRATOR,
+                        "Checks failed",
+                        json!({ "error": e.to_string() }),
+                    );
+                    eprintln!("openwork: {e:#}");
+                    1
+                }
+            };
+            supervisor.shutdown().await;
+            Ok(code)
+        }
+        RunMode::Foreground => {
+            let code = tokio::select! {
+                e = supervisor.wait_fatal() => {
+                    sink.error(ORCHESTRATOR, "Run failed", json!({ "error": e.to_string() }));
+                    eprintln!("openwork: {e}");
+                    1
+                }
+                _ = sigint.recv() => 0,
+                _ = sigterm.recv() => 0,
+            };
+            supervisor.shutdown().await;
+            Ok(code)
+        }
+    }
+}
+
+/// A signal arrived before the run was ready; carries the exit code (130/143).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+struct Interrupted(i32);
+
+struct Verified {
+    owner_token: String,
+    workspace_id: Option<String>,
+    openwork_version: Option<String>,
+}
+
+async fn start_all(
+    plan: &RunPlan,
+    sink: &Arc<LogSink>,
+    supervisor: &mut Supervisor,
+) -> anyhow::Result<(SidecarSet, Ports, bool, Verified)> {
+    let sidecars = resolve_sidecars(plan, sink).await?;
+    let ports = choose_ports(plan, sink)?;
+    std::fs::create_dir_all(plan.opencode_config_dir())
+        .with_context(|| format!("creating {}", plan.opencode_config_dir()))?;
+    if plan.mode == RunMode::Detach {
+        create_private_dir(&plan.run_dir())?;
+    }
+
+    supervisor
+        .start(opencode_spec(plan, &sidecars, &ports))
+        .await?;
+    supervisor
+        .start(server_spec(plan, &sidecars, &ports))
+        .await?;
+    let verified = verify_server(plan, &ports).await?;
+    let router_running = match &sidecars.router {
+        Some(router) => supervisor.start(router_spec(plan, router, &ports)).await?,
+        None => false,
+    };
+    Ok((sidecars, ports, router_running, verified))
+}
+
+fn create_private_dir(dir: &camino::Utf8Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {dir}"))
+}
+
+fn choose_ports(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Ports> {
+    let opencode = requested_or_free("opencode-port", "127.0.0.1", plan.opencode_port)?;
+    let host = plan.openwork_bind_host.as_str();
+    let openwork = match plan.openwork_port {
+        Some(p) => requested_or_free("openwork-port", host, Some(p))?,
+        None => match check_free(host, DEFAULT_OPENWORK_PORT) {
+            Ok(()) if DEFAULT_OPENWORK_PORT != opencode => DEFAULT_OPENWORK_PORT,
+            _ => {
+                let port = free_port(host)?;
+                sink.info(
+                    ORCHESTRATOR,
+                    "Default openwork port 8787 is busy; using a free port",
+                    json!({ "port": port }),
+                );
+                port
+            }
+        },
+    };
+    let mut router_health = free_port("127.0.0.1")?;
+    while router_health == opencode || router_health == openwork {
+        router_health = free_port("127.0.0.1")?;
+    }
+    Ok(Ports {
+        opencode,
+        openwork,
+        router_health,
+    })
+}
+
+struct StderrProgress;
+
+impl Progress for StderrProgress {
+    fn line(&self, text: &str) {
+        eprintln!("[openwork-orchestrator] {text}");
+    }
+}
+
+fn policy(arg: SourceArg) -> SourcePolicy {
+    match arg {
+        SourceArg::Auto => SourcePolicy::Auto,
+        SourceArg::Bundled => SourcePolicy::Bundled,
+        SourceArg::Downloaded => SourcePolicy::Downloaded,
+        SourceArg::External => SourcePolicy::External,
+        SourceArg::Npm => SourcePolicy::Npm,
+    }
+}
+
+async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<SidecarSet> {
+    let sp = &plan.sidecars;
+    let target = Target::host();
+    if sink.verbose() {
+        for (k, v) in [
+            ("cli version", env!("CARGO_PKG_VERSION").to_string()),
+            ("sandbox", "none".into()),
+            ("sidecar target", target.to_string()),
+            ("sidecar dir", sp.dir.to_string()),
+            ("sidecar base URL", sp.base_url.clone()),
+            ("sidecar manifest", sp.manifest_url.clone()),
+            ("allow external", sp.allow_external.to_string()),
+        ] {
+            sink.debug(ORCHESTRATOR, &format!("{k}: {v}"), Value::Null);
+        }
+    }
+    let resolver = Resolver::new(
+        ResolveSettings {
+            sidecar_dir: sp.dir.clone(),
+            base_url: sp.base_url.clone(),
+            manifest_url: sp.manifest_url.clone(),
+            target,
+            allow_external: sp.allow_external,
+            verify: sp.verify,
+            manifest_timeout: Duration::from_secs(10),
+            path_env: std::env::var_os("PATH"),
+        },
+        Box::new(StderrProgress),
+    );
+    let resolve = |name: SidecarName, policy: SourcePolicy, bin: Option<camino::Utf8PathBuf>| {
+        let resolver = &resolver;
+        async move {
+            let r = resolver
+                .resolve(&SidecarRequest {
+                    name,
+                    policy,
+                    explicit_bin: bin,
+                })
+                .await?;
+            Ok::<ResolvedSidecar, anyhow::Error>(r)
+        }
+    };
+    let opencode = resolve(
+        SidecarName::Opencode,
+        policy(sp.opencode_source),
+        sp.opencode_bin.clone(),
+    )
+    .await?;
+    let server = resolve(
+        SidecarName::OpenworkServer,
+        policy(sp.sidecar_source),
+        sp.server_bin.clone(),
+    )
+    .await?;
+    let router = if plan.router_enabled {
+        Some(
+            resolve(
+                SidecarName::OpencodeRouter,
+                policy(sp.sidecar_source),
+                sp.router_bin.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    for (label, r) in [
+        ("opencode", Some(&opencode)),
+        ("openwork-server", Some(&server)),
+        ("opencode-router", router.as_ref()),
+    ] {
+        let Some(r) = r else { continue };
+        for a in &r.attempts {
+            sink.debug(
+                ORCHESTRATOR,
+                &format!("{label} tried {}: {}", a.source, a.outcome),
+                Value::Null,
+            );
+        }
+        sink.debug(
+            ORCHESTRATOR,
+            &format!(
+                "{label} bin: {} ({}) version {}",
+                r.path,
+                r.source,
+                r.version.as_deref().unwrap_or("unknown")
+            ),
+            Value::Null,
+        );
+    }
+    Ok(SidecarSet {
+        opencode,
+        server,
+        router,
+    })
+}
+
+/// The original's post-start verification: the server lists this workspace with the opencode
+/// connection it was given, the host token works, and an owner token can be issued.
+async fn verify_server(plan: &RunPlan, ports: &Ports) -> anyhow::Result<Verified> {
+    let base = openwork_local_url(ports);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let c = &plan.credentials;
+    let health: Value = http
+        .get(format!("{base}/health"))
+        .send()
+        .await?
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    let list: Value = http_json(
+        http.get(format!("{base}/workspaces"))
+            .bearer_auth(&c.client_token),
+    )
+    .await
+    .context("openwork-server GET /workspaces")?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let ws = items
+        .iter()
+        .find(|w| w["path"].as_str() == Some(plan.workspace.as_str()))
+        .ok_or_else(|| {
+            anyhow!(
+                "openwork-server does not list the workspace {} (it listed {})",
+                plan.workspace,
+                items.len()
+            )
+        })?;
+    let oc = &ws["opencode"];
+    let expected_url = crate::services::opencode_url(ports);
+    if oc["baseUrl"].as_str() != Some(expected_url.as_str()) {
+        return Err(anyhow!(
+            "openwork-server OpenCode base URL mismatch: expected {expected_url}, got {}",
+            oc["baseUrl"]
+        ));
+    }
+    if oc["username"].as_str() != Some(c.opencode_username.as_str())
+        || oc["password"].as_str() != Some(c.opencode_password.as_str())
+    {
+        return Err(anyhow!("openwork-server OpenCode credentials mismatch"));
+    }
+    http_json(
+        http.get(format!("{base}/approvals"))
+            .header("X-OpenWork-Host-Token", &c.host_token),
+    )
+    .await
+    .context("openwork-server GET /approvals with the host token")?;
+    let token: Value = http_json(
+        http.post(format!("{base}/tokens"))
+            .header("X-OpenWork-Host-Token", &c.host_token)
+            .json(&json!({ "scope": "owner", "label": "OpenWork owner token" })),
+    )
+    .await
+    .context("openwork-server POST /tokens (owner token)")?;
+    let owner_token = token["token"]
+        .as_str()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("openwork-server did not return an owner token"))?
+        .to_string();
+    Ok(Verified {
+        owner_token,
+        workspace_id: ws["id"].as_str().map(str::to_string),
+        openwork_version: health["version"].as_str().map(str::to_string),
+    })
+}
+
+async fn http_json(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    let resp = req.send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body["message"].as_str().unwrap_or("");
+        return Err(anyhow!("HTTP {} {msg}", status.as_u16()));
+    }
+    Ok(body)
+}
+
+fn print_ready(plan: &RunPlan, sink: &LogSink, ready: &Ready<'_>) {
+    if plan.json {
+        let doc = ready.json();
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("openwork: cannot print JSON: {e}"),
+        }
+        return;
+    }
+    match plan.log_format {
+        crate::cli::LogFormat::Json => {
+            let mut doc = ready.json();
+            if let Some(obj) = doc.as_object_mut() {
+                obj.remove("diagnostics");
+            }
+            sink.info(ORCHESTRATOR, "Ready", doc);
+        }
+        crate::cli::LogFormat::Pretty => {
+            print!("{}", ready.pretty_block());
+        }
+    }
+}

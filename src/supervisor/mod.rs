@@ -1,0 +1,456 @@
+//! The shared supervisor: starts services in order, waits for each to be healthy, restarts a
+//! crashed one with exponential back-off, and stops them in reverse order.
+//!
+//! Each service runs in its own task that owns the child process; the task reports
+//! [`ServiceEvent`]s on one channel. The supervisor decides what those mean for the run: a
+//! required service that gives up ends the run; an optional one (the router) is logged and the run
+//! goes on. Stopping signals each service's whole process group (SIGTERM, then SIGKILL after the
+//! grace period) and waits until the group is empty.
+
+pub mod health;
+pub mod process;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use nix::sys::signal::Signal;
+use serde_json::json;
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Notify, mpsc};
+
+use crate::logs::{LogSink, ORCHESTRATOR, Stream};
+use health::{HealthCheck, probe, probe_client};
+use process::{ExitInfo, OutputMode, ProcessSpec};
+
+/// One service to supervise.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// Component name in logs (`opencode`, `openwork-server`, `opencode-router`).
+    pub name: &'static str,
+    pub process: ProcessSpec,
+    pub health: HealthCheck,
+    /// Wait for opencode's `opencode server listening on …` line before probing (with a bound).
+    pub ready_line: bool,
+    /// Whether the run ends when this service gives up.
+    pub required: bool,
+}
+
+/// Restart policy: back-off doubles from `initial` up to `max`; after `max_restarts` consecutive
+/// failed starts or crashes the service gives up. A service that stayed healthy for `stable`
+/// resets the count.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    pub max_restarts: u32,
+    pub stable: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(8),
+            max_restarts: 5,
+            stable: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a service task reports. Spawn and exit events feed the dashboard and state files.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub enum ServiceEvent {
+    Spawned { name: &'static str, pid: u32 },
+    Healthy { name: &'static str },
+    Exited { name: &'static str, exit: ExitInfo },
+    GaveUp { name: &'static str, reason: String },
+}
+
+/// Why the run cannot go on.
+#[derive(Debug, Error)]
+pub enum SupervisorError {
+    #[error("{name} gave up: {reason}")]
+    GaveUp { name: &'static str, reason: String },
+}
+
+/// Options shared by all services of a run.
+#[derive(Debug, Clone)]
+pub struct SupervisorOptions {
+    /// Budget for one start to become healthy.
+    pub health_timeout: Duration,
+    pub restart: RestartPolicy,
+    /// SIGTERM → SIGKILL grace period.
+    pub grace: Duration,
+    /// Detached runs: output to files in this directory, no restarts, processes outlive us.
+    pub detach_dir: Option<Utf8PathBuf>,
+}
+
+struct Running {
+    spec: ServiceSpec,
+    /// Process group (= pid of the leader) of the current process; 0 when none.
+    pgid: Arc<AtomicU32>,
+    stopping: Arc<AtomicBool>,
+    exited: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The supervisor of one run.
+pub struct Supervisor {
+    sink: Arc<LogSink>,
+    options: SupervisorOptions,
+    services: Vec<Running>,
+    tx: mpsc::UnboundedSender<ServiceEvent>,
+    rx: mpsc::UnboundedReceiver<ServiceEvent>,
+}
+
+impl Supervisor {
+    pub fn new(sink: Arc<LogSink>, options: SupervisorOptions) -> Supervisor {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Supervisor {
+            sink,
+            options,
+            services: Vec::new(),
+            tx,
+            rx,
+        }
+    }
+
+    /// Starts `spec` and waits until it is healthy. A required service that gives up, here or
+    /// any earlier one meanwhile, is an error; an optional one that gives up returns `Ok(false)`.
+    pub async fn start(&mut self, spec: ServiceSpec) -> Result<bool, SupervisorError> {
+        let name = spec.name;
+        let pgid = Arc::new(AtomicU32::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let exited = Arc::new(Notify::new());
+        let task = tokio::spawn(run_service(
+            spec.clone(),
+            self.options.clone(),
+            self.sink.clone(),
+            self.tx.clone(),
+            pgid.clone(),
+            stopping.clone(),
+            exited.clone(),
+        ));
+        self.services.push(Running {
+            spec,
+            pgid,
+            stopping,
+            exited,
+            task,
+        });
+        loop {
+            let Some(event) = self.rx.recv().await else {
+                return Err(SupervisorError::GaveUp {
+                    name,
+                    reason: "supervisor channel closed".into(),
+                });
+            };
+            match event {
+                ServiceEvent::Healthy { name: n } if n == name => return Ok(true),
+                ServiceEvent::GaveUp { name: n, reason } => {
+                    if self.is_required(n) {
+                        return Err(SupervisorError::GaveUp { name: n, reason });
+                    }
+                    self.sink.warn(
+                        n,
+                        "Continuing without this optional service",
+                        json!({ "reason": reason }),
+                    );
+                    if n == name {
+                        return Ok(false);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn is_required(&self, name: &str) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.spec.name == name && s.spec.required)
+    }
+
+    /// After start-up: waits until the run must end because a required service gave up.
+    /// Optional services that give up are logged and ignored.
+    pub async fn wait_fatal(&mut self) -> SupervisorError {
+        loop {
+            match self.rx.recv().await {
+                Some(ServiceEvent::GaveUp { name, reason }) => {
+                    if self.is_required(name) {
+                        return SupervisorError::GaveUp { name, reason };
+                    }
+                    self.sink.warn(
+                        name,
+                        "Continuing without this optional service",
+                        json!({ "reason": reason }),
+                    );
+                }
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Current pid of each running service.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.services
+            .iter()
+            .filter_map(|s| {
+                let pid = s.pgid.load(Ordering::SeqCst);
+                (pid != 0).then_some((s.spec.name, pid))
+            })
+            .collect()
+    }
+
+    /// Leaves detached services running: the tasks are dropped, the processes are not touched.
+    pub fn release(self) {
+        for s in self.services {
+            s.stopping.store(true, Ordering::SeqCst);
+            s.task.abort();
+        }
+    }
+
+    /// Stops every service in reverse start order: SIGTERM to its group, SIGKILL after the grace
+    /// period, then waits until the group is gone.
+    pub async fn shutdown(&mut self) {
+        if self.services.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = self.services.iter().rev().map(|s| s.spec.name).collect();
+        self.sink
+            .info(ORCHESTRATOR, "Shutting down", json!({ "children": names }));
+        while let Some(service) = self.services.pop() {
+            service.stopping.store(true, Ordering::SeqCst);
+            let pgid = service.pgid.load(Ordering::SeqCst);
+            if pgid != 0 {
+                let notified = service.exited.notified();
+                process::signal_group(pgid, Signal::SIGTERM);
+                let graceful = tokio::time::timeout(self.options.grace, notified)
+                    .await
+                    .is_ok();
+                if !graceful || process::group_alive(pgid) {
+                    if !graceful {
+                        self.sink.warn(
+                            service.spec.name,
+                            "Did not stop within the grace period; sending SIGKILL",
+                            json!({ "graceMs": self.options.grace.as_millis() as u64 }),
+                        );
+                    }
+                    process::signal_group(pgid, Signal::SIGKILL);
+                }
+                process::wait_group_gone(pgid, Duration::from_secs(5)).await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), service.task).await;
+        }
+    }
+}
+
+/// The life of one service: spawn, wait healthy, wait exit, restart with back-off.
+async fn run_service(
+    spec: ServiceSpec,
+    options: SupervisorOptions,
+    sink: Arc<LogSink>,
+    tx: mpsc::UnboundedSender<ServiceEvent>,
+    pgid: Arc<AtomicU32>,
+    stopping: Arc<AtomicBool>,
+    exited: Arc<Notify>,
+) {
+    let name = spec.name;
+    let policy = options.restart;
+    let mut failures: u32 = 0;
+    let mut delay = policy.initial;
+    loop {
+        let output = match &options.detach_dir {
+            Some(dir) => OutputMode::Detached {
+                log_file: dir.join(format!("{name}.log")),
+            },
+            None => OutputMode::Piped,
+        };
+        let mut child = match process::spawn(&spec.process, &output) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("cannot start {}: {e}", spec.process.program);
+                sink.error(name, "Process failed to start", json!({ "error": reason }));
+                let _ = tx.send(ServiceEvent::GaveUp { name, reason });
+                return;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        pgid.store(pid, Ordering::SeqCst);
+        sink.info(name, "Process spawned", json!({ "pid": pid }));
+        let _ = tx.send(ServiceEvent::Spawned { name, pid });
+
+        let ready = Arc::new(Notify::new());
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump_lines(
+                out,
+                sink.clone(),
+                name,
+                Stream::Stdout,
+                pid,
+                spec.ready_line.then(|| ready.clone()),
+            ));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump_lines(
+                err,
+                sink.clone(),
+                name,
+                Stream::Stderr,
+                pid,
+                None,
+            ));
+        }
+
+        let started = tokio::time::Instant::now();
+        let health = wait_healthy(&spec, &options, &sink, &ready);
+        tokio::pin!(health);
+        let mut healthy = false;
+        let status = tokio::select! {
+            result = &mut health => {
+                match result {
+                    Ok(()) => {
+                        healthy = true;
+                        sink.info(name, "Healthy", json!({ "url": spec.health.url() }));
+                        let _ = tx.send(ServiceEvent::Healthy { name });
+                        if options.detach_dir.is_some() {
+                            // Detached: the process is left alone from here on.
+                            return;
+                        }
+                        child.wait().await
+                    }
+                    Err(reason) => {
+                        sink.error(name, "Did not become healthy", json!({ "reason": reason }));
+                        process::signal_group(pid, Signal::SIGKILL);
+                        child.wait().await
+                    }
+                }
+            }
+            status = child.wait() => status,
+        };
+        pgid.store(0, Ordering::SeqCst);
+        let exit = status.map(ExitInfo::from_status).unwrap_or(ExitInfo {
+            code: None,
+            signal: None,
+        });
+        // Anything left in the group (a grandchild) goes with its leader.
+        process::signal_group(pid, Signal::SIGKILL);
+        exited.notify_waiters();
+        if stopping.load(Ordering::SeqCst) {
+            sink.info(
+                name,
+                "Process exited",
+                json!({ "status": exit.to_string() }),
+            );
+            return;
+        }
+        sink.error(
+            name,
+            "Process exited unexpectedly",
+            json!({ "status": exit.to_string(), "pid": pid }),
+        );
+        let _ = tx.send(ServiceEvent::Exited { name, exit });
+        if options.detach_dir.is_some() {
+            let _ = tx.send(ServiceEvent::GaveUp {
+                name,
+                reason: format!("exited during start ({exit})"),
+            });
+            return;
+        }
+        if healthy && started.elapsed() >= policy.stable {
+            failures = 0;
+            delay = policy.initial;
+        }
+        failures += 1;
+        if failures > policy.max_restarts {
+            let reason =
+                format!("crashed {failures} times in a row (last: {exit}); not restarting again");
+            let _ = tx.send(ServiceEvent::GaveUp { name, reason });
+            return;
+        }
+        sink.warn(
+            name,
+            "Restarting after crash",
+            json!({ "attempt": failures, "maxAttempts": policy.max_restarts, "delayMs": delay.as_millis() as u64 }),
+        );
+        tokio::time::sleep(delay).await;
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        delay = (delay * 2).min(policy.max);
+    }
+}
+
+/// Polls the health check until it passes or the budget is spent. For opencode, probing starts
+/// at its ready line (or after a short bound, for binaries that do not print it).
+async fn wait_healthy(
+    spec: &ServiceSpec,
+    options: &SupervisorOptions,
+    sink: &LogSink,
+    ready: &Notify,
+) -> Result<(), String> {
+    let budget = options.health_timeout;
+    let deadline = tokio::time::Instant::now() + budget;
+    sink.info(
+        spec.name,
+        "Waiting for health",
+        json!({ "url": spec.health.url() }),
+    );
+    if spec.ready_line && options.detach_dir.is_none() {
+        let _ = tokio::time::timeout(Duration::from_secs(5).min(budget), ready.notified()).await;
+    }
+    let client = probe_client(Duration::from_secs(2));
+    let mut pause = Duration::from_millis(50);
+    let mut last_error;
+    let mut next_progress = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match probe(&client, &spec.health).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last_error = e.to_string(),
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(format!(
+                "not healthy after {}s (last probe of {}: {last_error})",
+                budget.as_secs(),
+                spec.health.url()
+            ));
+        }
+        if now >= next_progress {
+            sink.info(
+                spec.name,
+                "Still waiting for health",
+                json!({ "lastError": last_error }),
+            );
+            next_progress = now + Duration::from_secs(10);
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// Forwards a child's output to the log, line by line; signals `ready` on opencode's ready line.
+async fn pump_lines<R: tokio::io::AsyncRead + Unpin>(
+    reader: R,
+    sink: Arc<LogSink>,
+    name: &'static str,
+    stream: Stream,
+    pid: u32,
+    ready: Option<Arc<Notify>>,
+) {
+    let mut lines = BufReader::new(reader).split(b'\n');
+    while let Ok(Some(bytes)) = lines.next_segment().await {
+        let line = String::from_utf8_lossy(&bytes);
+        if let Some(r) = &ready
+            && line.starts_with("opencode server listening on ")
+        {
+            r.notify_one();
+        }
+        sink.child_line(name, stream, Some(pid), &line);
+    }
+}
