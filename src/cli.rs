@@ -329,6 +329,11 @@ pub struct StartArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub health_timeout: u64,
 
+    /// How many times in a row a crashed service is restarted before the run gives up on it.
+    #[arg(long, env = "OPENWORK_MAX_RESTARTS", value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_restarts: u32,
+
     /// Sandbox backend (only `none` is available in this build).
     #[arg(long, env = "OPENWORK_SANDBOX", value_enum, default_value = "none")]
     pub sandbox: SandboxArg,

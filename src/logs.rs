@@ -417,7 +417,10 @@ mod tests {
         let r = Redactor::new(vec!["s3cr3t-value".into(), "abc".into()]);
         assert_eq!(r.redact("x s3cr3t-value y"), "x [REDACTED] y");
         assert_eq!(r.redact("got Bearer abc.def"), "got Bearer [REDACTED]");
-        assert!(!r.redact("Authorization: Bearer abc.def").contains("abc.def"));
+        assert!(
+            !r.redact("Authorization: Bearer abc.def")
+                .contains("abc.def")
+        );
         assert_eq!(
             r.redact("OPENWORK_HOST_TOKEN=xyz rest"),
             "OPENWORK_HOST_TOKEN=[REDACTED] rest"

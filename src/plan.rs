@@ -160,6 +160,7 @@ pub struct RunPlan {
     pub router_required: bool,
     pub sidecars: SidecarPlan,
     pub health_timeout: std::time::Duration,
+    pub max_restarts: u32,
     /// `serve`, or `start` with --no-tui (the dashboard is a later issue; `start` on a TTY says so).
     pub tui_requested: bool,
 }
@@ -275,6 +276,7 @@ impl RunPlan {
             router_required: args.opencode_router_required,
             sidecars,
             health_timeout: std::time::Duration::from_secs(args.health_timeout),
+            max_restarts: args.max_restarts,
             tui_requested,
         })
     }

@@ -64,7 +64,10 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         sink.clone(),
         SupervisorOptions {
             health_timeout: plan.health_timeout,
-            restart: RestartPolicy::default(),
+            restart: RestartPolicy {
+                max_restarts: plan.max_restarts,
+                ..RestartPolicy::default()
+            },
             grace: Duration::from_secs(5),
             detach_dir: detach_dir.clone(),
         },
