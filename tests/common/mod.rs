@@ -1,7 +1,7 @@
 //! Shared helpers of the end-to-end tests: an isolated home/workspace per test, the real opencode
 //! binary, the fault-injection double, and a guard that kills whatever a test started.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
