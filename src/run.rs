@@ -306,12 +306,15 @@ async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Side
             Ok::<ResolvedSidecar, anyhow::Error>(r)
         }
     };
-    let opencode = resolve(
+    let mut opencode = resolve(
         SidecarName::Opencode,
         policy(sp.opencode_source),
         sp.opencode_bin.clone(),
     )
     .await?;
+    if opencode.version.is_none() {
+        opencode.version = check_opencode_version(&opencode.path, sink).await;
+    }
     let server = resolve(
         SidecarName::OpenworkServer,
         policy(sp.sidecar_source),
@@ -358,6 +361,63 @@ async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Side
         opencode,
         server,
         router,
+    })
+}
+
+/// Reads `<bin> --version` of an opencode whose version is not known from its source (an
+/// external binary). A different or unreadable version is a warning, not a failure: the person
+/// chose this binary explicitly.
+async fn check_opencode_version(bin: &camino::Utf8Path, sink: &LogSink) -> Option<String> {
+    let pinned = crate::sidecars::OPENCODE_VERSION;
+    let run = tokio::process::Command::new(bin.as_std_path())
+        .arg("--version")
+        .current_dir(std::env::temp_dir())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let version = match tokio::time::timeout(Duration::from_secs(10), run).await {
+        Ok(Ok(out)) => parse_version(&String::from_utf8_lossy(&out.stdout)),
+        Ok(Err(e)) => {
+            sink.warn(
+                ORCHESTRATOR,
+                "Cannot run opencode --version",
+                json!({ "bin": bin, "error": e.to_string() }),
+            );
+            return None;
+        }
+        Err(_) => None,
+    };
+    match &version {
+        Some(v) if v == pinned => {}
+        Some(v) => sink.warn(
+            ORCHESTRATOR,
+            &format!(
+                "opencode version mismatch (expected {pinned}, got {v}); proceeding with {bin}"
+            ),
+            Value::Null,
+        ),
+        None => sink.warn(
+            ORCHESTRATOR,
+            &format!(
+                "Unable to determine the opencode version of {bin} (expected {pinned}); proceeding"
+            ),
+            Value::Null,
+        ),
+    }
+    version
+}
+
+/// The first `N.N.N[-suffix]` in `text`.
+fn parse_version(text: &str) -> Option<String> {
+    text.split_whitespace().find_map(|w| {
+        let w = w.trim_start_matches('v');
+        let core = w.split('-').next()?;
+        let parts: Vec<&str> = core.split('.').collect();
+        (parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
+        .then(|| w.to_string())
     })
 }
 
@@ -464,5 +524,20 @@ fn print_ready(plan: &RunPlan, sink: &LogSink, ready: &Ready<'_>) {
         crate::cli::LogFormat::Pretty => {
             print!("{}", ready.pretty_block());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions_are_parsed() {
+        assert_eq!(parse_version("1.18.34\n").as_deref(), Some("1.18.34"));
+        assert_eq!(
+            parse_version("opencode v1.2.3-beta.1").as_deref(),
+            Some("1.2.3-beta.1")
+        );
+        assert_eq!(parse_version("no version"), None);
     }
 }

@@ -1,0 +1,178 @@
+//! Start-up benchmark: `openwork serve` to ready, against the physical floor measured in the same
+//! run (a bare `opencode serve` until its health answers), plus the orchestrator's peak RSS and
+//! the binary's size.
+//!
+//! Run: `OPENWORK_TEST_OPENCODE_BIN=/path/to/opencode cargo bench --bench startup`
+//! (scripts/test.sh installs that opencode; `OPENWORK_BENCH_RUNS` sets the repetitions).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One health probe on a fresh connection with a 1 s budget (opencode hangs early requests).
+fn healthy(port: u16, auth: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let req = format!(
+        "GET /global/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(n) if n > 12 && buf[..n].starts_with(b"HTTP/1.1 200"))
+}
+
+fn isolated_env(cmd: &mut Command, root: &Path) {
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    cmd.env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+        .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
+        .env("npm_config_registry", "http://127.0.0.1:9")
+        .stdin(Stdio::null());
+}
+
+/// Bare opencode: spawn → first healthy answer.
+fn bare_opencode(bin: &Path, root: &Path) -> Duration {
+    let port = free_port();
+    let ws = root.join("ws-bare");
+    std::fs::create_dir_all(&ws).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(["serve", "--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .current_dir(&ws)
+        .env("OPENCODE_SERVER_USERNAME", "bench")
+        .env("OPENCODE_SERVER_PASSWORD", "bench-password")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    isolated_env(&mut cmd, root);
+    // base64("bench:bench-password")
+    let auth = "YmVuY2g6YmVuY2gtcGFzc3dvcmQ=";
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    while !healthy(port, auth) {
+        assert!(start.elapsed() < Duration::from_secs(60), "opencode never became healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    took
+}
+
+/// `openwork serve` → its ready block; returns (time, orchestrator peak RSS in KiB).
+fn orchestrator(openwork: &Path, opencode: &Path, root: &Path) -> (Duration, u64) {
+    let ws = root.join("ws-orch");
+    std::fs::create_dir_all(&ws).unwrap();
+    let mut cmd = Command::new(openwork);
+    cmd.args([
+        "serve",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--allow-external",
+        "--opencode-bin",
+        opencode.to_str().unwrap(),
+        "--openwork-port",
+        &free_port().to_string(),
+    ])
+    .env("OPENWORK_DATA_DIR", root.join("data"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    isolated_env(&mut cmd, root);
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let out = child.stdout.take().unwrap();
+    let mut took = None;
+    for line in BufReader::new(out).lines().map_while(Result::ok) {
+        if line.starts_with("OpenWork orchestrator running") {
+            took = Some(start.elapsed());
+            break;
+        }
+    }
+    let took = took.expect("openwork never printed its ready block");
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    (took, hwm)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let opencode = PathBuf::from(std::env::var_os("OPENWORK_TEST_OPENCODE_BIN").expect(
+        "set OPENWORK_TEST_OPENCODE_BIN to the pinned opencode (scripts/test.sh installs it)",
+    ));
+    let openwork = PathBuf::from(env!("CARGO_BIN_EXE_openwork"));
+    let runs: usize = std::env::var("OPENWORK_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let root = tempfile::tempdir().unwrap();
+    // Warm-up of both (page cache, opencode's first-run files).
+    bare_opencode(&opencode, root.path());
+    orchestrator(&openwork, &opencode, root.path());
+    let mut bare = Vec::new();
+    let mut orch = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..runs {
+        bare.push(bare_opencode(&opencode, root.path()));
+        let (t, r) = orchestrator(&openwork, &opencode, root.path());
+        orch.push(t);
+        rss.push(r);
+    }
+    let (b, o) = (median(bare), median(orch));
+    let size = std::fs::metadata(&openwork).map(|m| m.len()).unwrap_or(0);
+    println!("startup benchmark ({runs} runs each, medians)");
+    println!("  bare opencode serve → healthy:        {:>7.0} ms (floor)", b.as_secs_f64() * 1e3);
+    println!(
+        "  openwork serve → ready (3 services):  {:>7.0} ms",
+        o.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio openwork / floor:               {:>7.2}x",
+        o.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "  orchestrator peak RSS:                {:>7.1} MiB (max {:.1})",
+        rss[rss.len() / 2] as f64 / 1024.0,
+        *rss.iter().max().unwrap_or(&0) as f64 / 1024.0
+    );
+    println!(
+        "  openwork binary size:                 {:>7.1} MiB ({})",
+        size as f64 / 1048576.0,
+        openwork.display()
+    );
+}
