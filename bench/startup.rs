@@ -60,19 +60,28 @@ fn bare_opencode(bin: &Path, root: &Path) -> Duration {
     let ws = root.join("ws-bare");
     std::fs::create_dir_all(&ws).unwrap();
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--hostname", "127.0.0.1", "--port", &port.to_string()])
-        .current_dir(&ws)
-        .env("OPENCODE_SERVER_USERNAME", "bench")
-        .env("OPENCODE_SERVER_PASSWORD", "bench-password")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "serve",
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ])
+    .current_dir(&ws)
+    .env("OPENCODE_SERVER_USERNAME", "bench")
+    .env("OPENCODE_SERVER_PASSWORD", "bench-password")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     isolated_env(&mut cmd, root);
     // base64("bench:bench-password")
     let auth = "YmVuY2g6YmVuY2gtcGFzc3dvcmQ=";
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap();
     while !healthy(port, auth) {
-        assert!(start.elapsed() < Duration::from_secs(60), "opencode never became healthy");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "opencode never became healthy"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let took = start.elapsed();
@@ -156,7 +165,10 @@ fn main() {
     let (b, o) = (median(bare), median(orch));
     let size = std::fs::metadata(&openwork).map(|m| m.len()).unwrap_or(0);
     println!("startup benchmark ({runs} runs each, medians)");
-    println!("  bare opencode serve → healthy:        {:>7.0} ms (floor)", b.as_secs_f64() * 1e3);
+    println!(
+        "  bare opencode serve → healthy:        {:>7.0} ms (floor)",
+        b.as_secs_f64() * 1e3
+    );
     println!(
         "  openwork serve → ready (3 services):  {:>7.0} ms",
         o.as_secs_f64() * 1e3

@@ -43,6 +43,9 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Internal: stops the run's process groups if the orchestrator dies (see watchdog.rs).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog,
     /// Run opencode-router (the chat bridge). Same as invoking this binary as `opencode-router`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Router {

@@ -13,6 +13,7 @@ mod secrets;
 mod services;
 mod sidecars;
 mod supervisor;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Some(Command::Router { args: rest }) => {
             return opencode_router::main_from_args(role_args("opencode-router", rest));
         }
+        Some(Command::Watchdog) => return watchdog::run_watchdog(),
         Some(Command::Start(a)) => (a, true),
         Some(Command::Serve(a)) => (a, false),
         None => (cli.start, true),

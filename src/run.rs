@@ -60,6 +60,12 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
     let detach_dir = (plan.mode == RunMode::Detach).then(|| plan.run_dir());
+    let watchdog = match detach_dir {
+        Some(_) => None,
+        None => Some(Arc::new(
+            crate::watchdog::Watchdog::spawn().context("starting the watchdog process")?,
+        )),
+    };
     let mut supervisor = Supervisor::new(
         sink.clone(),
         SupervisorOptions {
@@ -70,6 +76,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
             },
             grace: Duration::from_secs(5),
             detach_dir: detach_dir.clone(),
+            watchdog,
         },
     );
 

@@ -364,3 +364,39 @@ fn multi_call_roles_answer_by_argv0_and_subcommand() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("opencode-router"));
 }
+
+#[test]
+fn sigkill_of_the_orchestrator_also_stops_grandchildren() {
+    // The double leaves a grandchild in opencode's process group; the death signal only reaches
+    // the group leader, the watchdog takes care of the rest.
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let fake = env.fake("opencode", "grandchild");
+    let server = env.fake("server", "ok");
+    let mut run = Running::spawn(env.openwork(&[
+        "serve",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--allow-external",
+        "--opencode-bin",
+        fake.to_str().unwrap(),
+        "--openwork-server-bin",
+        server.to_str().unwrap(),
+        "--no-opencode-router",
+    ]));
+    run.wait_for("OpenWork orchestrator running", LONG);
+    let mut pids = descendants(run.pid());
+    pids.extend(env.fake_pids());
+    pids.sort_unstable();
+    pids.dedup();
+    assert!(
+        pids.len() >= 4,
+        "expected watchdog, opencode, its grandchild, server: {pids:?}"
+    );
+    run.signal(libc::SIGKILL);
+    run.wait_exit(LONG);
+    assert_eq!(
+        wait_all_dead(&pids, Duration::from_secs(15)),
+        Vec::<u32>::new()
+    );
+}

@@ -87,6 +87,8 @@ pub struct SupervisorOptions {
     pub grace: Duration,
     /// Detached runs: output to files in this directory, no restarts, processes outlive us.
     pub detach_dir: Option<Utf8PathBuf>,
+    /// Stops the process groups if the orchestrator dies without cleaning up.
+    pub watchdog: Option<Arc<crate::watchdog::Watchdog>>,
 }
 
 struct Running {
@@ -209,6 +211,9 @@ impl Supervisor {
 
     /// Leaves detached services running: the tasks are dropped, the processes are not touched.
     pub fn release(self) {
+        if let Some(w) = &self.options.watchdog {
+            w.finish();
+        }
         for s in self.services {
             s.stopping.store(true, Ordering::SeqCst);
             s.task.abort();
@@ -219,6 +224,9 @@ impl Supervisor {
     /// period, then waits until the group is gone.
     pub async fn shutdown(&mut self) {
         if self.services.is_empty() {
+            if let Some(w) = &self.options.watchdog {
+                w.finish();
+            }
             return;
         }
         let names: Vec<&str> = self.services.iter().rev().map(|s| s.spec.name).collect();
@@ -246,6 +254,9 @@ impl Supervisor {
                 process::wait_group_gone(pgid, Duration::from_secs(5)).await;
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), service.task).await;
+        }
+        if let Some(w) = &self.options.watchdog {
+            w.finish();
         }
     }
 }
@@ -282,6 +293,9 @@ async fn run_service(
         };
         let pid = child.id().unwrap_or(0);
         pgid.store(pid, Ordering::SeqCst);
+        if let Some(w) = &options.watchdog {
+            w.watch(pid);
+        }
         sink.info(name, "Process spawned", json!({ "pid": pid }));
         let _ = tx.send(ServiceEvent::Spawned { name, pid });
 
@@ -340,6 +354,9 @@ async fn run_service(
         });
         // Anything left in the group (a grandchild) goes with its leader.
         process::signal_group(pid, Signal::SIGKILL);
+        if let Some(w) = &options.watchdog {
+            w.forget(pid);
+        }
         exited.notify_waiters();
         if stopping.load(Ordering::SeqCst) {
             sink.info(
