@@ -326,3 +326,44 @@ async fn changed_metadata_rehashes_and_tampering_refetches() {
     assert!(cache_attempt.contains("was modified"), "{cache_attempt}");
     assert_eq!(std::fs::read(&refetched.path).unwrap(), SERVER_BYTES);
 }
+
+#[tokio::test]
+async fn verify_sidecars_catches_tampering_that_kept_the_metadata() {
+    let (_t, dir) = tempdir();
+    let server = Server::start().await;
+    publish(&server, &sha256_hex(SERVER_BYTES));
+    let mut s = settings(&dir, &server.url("/rel"));
+    let got = Resolver::new(s.clone(), Box::new(NullProgress))
+        .resolve(&downloaded(SidecarName::OpenworkServer))
+        .await
+        .unwrap();
+    // Same size, same inode, mtime restored: the cheap check cannot see it...
+    let mtime = std::fs::metadata(&got.path).unwrap().modified().unwrap();
+    let mut tampered = SERVER_BYTES.to_vec();
+    tampered[0] = b'X';
+    let mut f = std::fs::File::options()
+        .write(true)
+        .open(&got.path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &tampered).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let cheap = Resolver::new(s.clone(), Box::new(NullProgress))
+        .resolve(&downloaded(SidecarName::OpenworkServer))
+        .await
+        .unwrap();
+    assert_eq!(cheap.source, Source::Cache);
+    // ...--verify-sidecars re-hashes, refuses it and downloads again.
+    s.verify = true;
+    let verified = Resolver::new(s, Box::new(NullProgress))
+        .resolve(&downloaded(SidecarName::OpenworkServer))
+        .await
+        .unwrap();
+    assert_eq!(verified.source, Source::Downloaded);
+    assert!(
+        verified.attempts[0].to_string().contains("was modified"),
+        "{}",
+        verified.attempts[0]
+    );
+    assert_eq!(std::fs::read(&verified.path).unwrap(), SERVER_BYTES);
+}
