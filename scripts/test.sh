@@ -14,7 +14,7 @@ log() { printf '[test.sh] %s\n' "$*" >&2; }
 # --- the pinned opencode (version and npm integrity read from the source: one place) -------------
 pins=src/sidecars/pins.rs
 version=$(sed -n 's/^pub const OPENCODE_VERSION: &str = "\([^"]*\)";/\1/p' "$pins")
-integrity=$(grep -A3 '"linux-x64"' "$pins" | sed -n 's/.*"\(sha512-[^"]*\)".*/\1/p' | head -n1)
+integrity=$(grep -A1 '"opencode-linux-x64",' "$pins" | sed -n 's/.*"\(sha512-[^"]*\)".*/\1/p' | head -n1)
 [ -n "$version" ] && [ -n "$integrity" ] || { log "cannot read the opencode pin from $pins"; exit 1; }
 oc_dir="$cache/opencode-$version"
 oc_bin="$oc_dir/opencode"

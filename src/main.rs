@@ -2,25 +2,13 @@
 //! `openwork-server` / `opencode-router` (argv[0], e.g. through a symlink) or as
 //! `openwork server` / `openwork router` it plays those roles.
 
-mod check;
-mod cli;
-mod logs;
-mod output;
-mod plan;
-mod ports;
-mod run;
-mod secrets;
-mod services;
-mod sidecars;
-mod supervisor;
-mod watchdog;
-
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use openwork::cli::{Cli, Command};
+use openwork::{plan, run, watchdog};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();

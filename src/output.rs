@@ -73,7 +73,15 @@ impl Ready<'_> {
     pub fn json(&self) -> Value {
         let p = self.plan;
         let c = &p.credentials;
-        let bin = |b: &crate::sidecars::ResolvedSidecar| json!({ "path": b.path, "source": b.source.to_string(), "actualVersion": b.version });
+        let bin = |b: &crate::sidecars::ResolvedSidecar| {
+            json!({
+                "name": b.name.as_str(),
+                "path": b.path,
+                "source": b.source.to_string(),
+                "actualVersion": b.version,
+                "attempts": b.attempts.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            })
+        };
         json!({
             "runId": p.run_id,
             "workspace": p.workspace,
@@ -111,7 +119,7 @@ impl Ready<'_> {
                     "dir": p.sidecars.dir,
                     "baseUrl": p.sidecars.base_url,
                     "manifestUrl": p.sidecars.manifest_url,
-                    "target": crate::sidecars::Target::host().to_string(),
+                    "target": crate::sidecars::Target::host().map(|t| t.to_string()),
                     "source": format!("{:?}", p.sidecars.sidecar_source).to_lowercase(),
                     "opencodeSource": format!("{:?}", p.sidecars.opencode_source).to_lowercase(),
                     "allowExternal": p.sidecars.allow_external,

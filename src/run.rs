@@ -20,8 +20,8 @@ use crate::services::{
     Ports, SidecarSet, opencode_spec, openwork_local_url, router_spec, server_spec,
 };
 use crate::sidecars::{
-    Progress, ResolveSettings, ResolvedSidecar, Resolver, SidecarName, SidecarRequest,
-    SourcePolicy, Target,
+    ResolveSettings, ResolvedSidecar, Resolver, SidecarName, SidecarRequest, SourcePolicy,
+    StderrProgress, Target,
 };
 use crate::supervisor::{RestartPolicy, Supervisor, SupervisorOptions};
 
@@ -253,14 +253,6 @@ fn choose_ports(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Ports> {
     })
 }
 
-struct StderrProgress;
-
-impl Progress for StderrProgress {
-    fn line(&self, text: &str) {
-        eprintln!("[openwork-orchestrator] {text}");
-    }
-}
-
 fn policy(arg: SourceArg) -> SourcePolicy {
     match arg {
         SourceArg::Auto => SourcePolicy::Auto,
@@ -273,7 +265,13 @@ fn policy(arg: SourceArg) -> SourcePolicy {
 
 async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<SidecarSet> {
     let sp = &plan.sidecars;
-    let target = Target::host();
+    let target = Target::host().ok_or_else(|| {
+        anyhow!(
+            "this platform ({} {}) has no sidecar target; pass --opencode-bin PATH --allow-external",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )
+    })?;
     if sink.verbose() {
         for (k, v) in [
             ("cli version", env!("CARGO_PKG_VERSION").to_string()),
@@ -287,29 +285,22 @@ async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Side
             sink.debug(ORCHESTRATOR, &format!("{k}: {v}"), Value::Null);
         }
     }
+    let mut settings = ResolveSettings::new(sp.dir.clone(), sp.base_url.clone(), target);
+    settings.manifest_url = sp.manifest_url.clone();
+    settings.allow_external = sp.allow_external;
+    settings.verify = sp.verify;
     let resolver = Resolver::new(
-        ResolveSettings {
-            sidecar_dir: sp.dir.clone(),
-            base_url: sp.base_url.clone(),
-            manifest_url: sp.manifest_url.clone(),
-            target,
-            allow_external: sp.allow_external,
-            verify: sp.verify,
-            manifest_timeout: Duration::from_secs(10),
-            path_env: std::env::var_os("PATH"),
-        },
-        Box::new(StderrProgress),
+        settings,
+        Box::new(StderrProgress {
+            verbose: sink.verbose(),
+        }),
     );
     let resolve = |name: SidecarName, policy: SourcePolicy, bin: Option<camino::Utf8PathBuf>| {
         let resolver = &resolver;
         async move {
-            let r = resolver
-                .resolve(&SidecarRequest {
-                    name,
-                    policy,
-                    explicit_bin: bin,
-                })
-                .await?;
+            let mut request = SidecarRequest::new(name, policy);
+            request.explicit_bin = bin;
+            let r = resolver.resolve(&request).await?;
             Ok::<ResolvedSidecar, anyhow::Error>(r)
         }
     };
@@ -346,13 +337,6 @@ async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Side
         ("opencode-router", router.as_ref()),
     ] {
         let Some(r) = r else { continue };
-        for a in &r.attempts {
-            sink.debug(
-                ORCHESTRATOR,
-                &format!("{label} tried {}: {}", a.source, a.outcome),
-                Value::Null,
-            );
-        }
         sink.debug(
             ORCHESTRATOR,
             &format!(

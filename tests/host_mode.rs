@@ -400,3 +400,71 @@ fn sigkill_of_the_orchestrator_also_stops_grandchildren() {
         Vec::<u32>::new()
     );
 }
+
+#[test]
+fn detach_leaves_services_running_with_state_and_a_way_to_stop_them() {
+    let env = TestEnv::new();
+    let out = env
+        .serve_real(&["--detach", "--run-id", "detached-1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Detached. Services still running:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("opencode attach http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Stop: kill -TERM -- "), "{stdout}");
+    let run_dir = env.path("data/runs/detached-1");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("state.json")).unwrap())
+            .unwrap();
+    let creds_path = run_dir.join("credentials.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&creds_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds_path).unwrap()).unwrap();
+    // No secret on stdout.
+    let token = creds["openwork"]["token"].as_str().unwrap();
+    assert!(!stdout.contains(token), "{stdout}");
+    let pids: Vec<u32> = state["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pid"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(pids.len(), 3, "{state}");
+    // The detached server keeps answering after the orchestrator is gone.
+    let url = format!("{}/health", state["openworkUrl"].as_str().unwrap());
+    let health = std::process::Command::new("curl")
+        .args(["-fsS", "--max-time", "5", &url])
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    // Their logs go to files, not to closed pipes.
+    assert!(run_dir.join("opencode.log").exists());
+    for pid in &pids {
+        assert!(common::alive(*pid));
+        unsafe {
+            libc::kill(-(*pid as i32), libc::SIGTERM);
+        }
+    }
+    assert_eq!(
+        wait_all_dead(&pids, Duration::from_secs(15)),
+        Vec::<u32>::new()
+    );
+}

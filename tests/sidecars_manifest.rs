@@ -4,16 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../src/sidecars/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod sidecars;
 #[path = "sidecars_support.rs"]
 mod support;
 
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
-use sidecars::*;
+use openwork::sidecars::*;
 use support::*;
 
 struct Rec(Recorder);

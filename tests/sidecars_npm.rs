@@ -5,9 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../src/sidecars/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod sidecars;
 #[path = "sidecars_support.rs"]
 mod support;
 
@@ -15,7 +12,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
-use sidecars::*;
+use openwork::sidecars::*;
 use support::*;
 
 const PKG: &str = "opencode-linux-x64";

@@ -54,6 +54,7 @@ pub struct Verified {
     /// Its stamp (updated if the file was re-hashed).
     pub stamp: Stamp,
     /// Whether the file was re-hashed (metadata changed or verification was requested).
+    #[allow(dead_code)] // read by tests; kept for diagnostics
     pub rehashed: bool,
 }
 

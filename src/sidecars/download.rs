@@ -80,6 +80,7 @@ pub struct Installed {
     /// The cached binary.
     pub path: Utf8PathBuf,
     /// Its stamp.
+    #[allow(dead_code)] // read by tests; kept for diagnostics
     pub stamp: Stamp,
     /// Bytes transferred.
     pub bytes: u64,
