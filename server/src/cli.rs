@@ -1,0 +1,358 @@
+//! The command line of `openwork-server`: flags and their env variables
+//! (reference §A3/§A4), parsed once into a [`Config`].
+//!
+//! Precedence is CLI > env > default; nothing reads the environment after
+//! [`parse_args`] returns. Values the original silently ignored (an unknown
+//! `--approval`, a non-numeric `--port`) are usage errors here that name the
+//! flag, the value and what is accepted. Unknown `--flags` are still skipped
+//! with a warning, as the reference requires, so a newer orchestrator can pass
+//! flags this server does not know yet.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use clap::builder::{BoolishValueParser, FalseyValueParser};
+use clap::parser::ValueSource;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+
+use crate::config::{
+    ApprovalConfig, ApprovalMode, Config, CorsOrigins, LogFormat, Secret, TokenSource,
+};
+use crate::workspace::{OpencodeAttachment, Workspace, resolve_path};
+
+/// Flags of `openwork-server`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "openwork-server",
+    about = "Remote-control HTTP API of an openwork workspace",
+    disable_version_flag = true
+)]
+struct Args {
+    /// Bind host.
+    #[arg(long, env = "OPENWORK_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Bind port; 0 picks a free port.
+    #[arg(long, env = "OPENWORK_PORT", default_value_t = 8787)]
+    port: u16,
+    /// Workspace root (repeatable); relative paths resolve against the current directory.
+    #[arg(long = "workspace", value_name = "PATH", action = ArgAction::Append)]
+    workspaces: Vec<Utf8PathBuf>,
+    /// Workspaces from the environment: a JSON array or a `,`/`;` list.
+    #[arg(long = "workspaces", env = "OPENWORK_WORKSPACES", hide = true)]
+    workspaces_list: Option<String>,
+    /// How writes are approved.
+    #[arg(
+        long,
+        env = "OPENWORK_APPROVAL_MODE",
+        value_enum,
+        default_value = "manual"
+    )]
+    approval: ApprovalMode,
+    /// How long a manual approval waits, in milliseconds.
+    #[arg(
+        long = "approval-timeout",
+        env = "OPENWORK_APPROVAL_TIMEOUT_MS",
+        value_name = "MS",
+        default_value_t = 30_000
+    )]
+    approval_timeout: u64,
+    /// Refuse workspace writes.
+    #[arg(long = "read-only", env = "OPENWORK_READONLY", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    read_only: bool,
+    /// Allowed CORS origins: `*`, a `,`/`;` list or a JSON array.
+    #[arg(long, env = "OPENWORK_CORS_ORIGINS", value_name = "ORIGINS")]
+    cors: Option<String>,
+    /// OpenCode URL to attach to workspaces.
+    #[arg(
+        long = "opencode-base-url",
+        env = "OPENWORK_OPENCODE_BASE_URL",
+        value_name = "URL"
+    )]
+    opencode_base_url: Option<String>,
+    /// OpenCode directory (applied only when there is exactly one workspace).
+    #[arg(
+        long = "opencode-directory",
+        env = "OPENWORK_OPENCODE_DIRECTORY",
+        value_name = "PATH"
+    )]
+    opencode_directory: Option<String>,
+    /// OpenCode Basic-auth user name.
+    #[arg(
+        long = "opencode-username",
+        env = "OPENWORK_OPENCODE_USERNAME",
+        hide_env_values = true
+    )]
+    opencode_username: Option<String>,
+    /// OpenCode Basic-auth password (prefer the env variable).
+    #[arg(
+        long = "opencode-password",
+        env = "OPENWORK_OPENCODE_PASSWORD",
+        hide_env_values = true
+    )]
+    opencode_password: Option<String>,
+    /// Client bearer token, scope collaborator (prefer the env variable).
+    #[arg(long, env = "OPENWORK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Host token for `X-OpenWork-Host-Token` (prefer the env variable).
+    #[arg(
+        long = "host-token",
+        env = "OPENWORK_HOST_TOKEN",
+        hide_env_values = true
+    )]
+    host_token: Option<String>,
+    /// Log line format.
+    #[arg(
+        long = "log-format",
+        env = "OPENWORK_LOG_FORMAT",
+        value_enum,
+        ignore_case = true,
+        default_value = "pretty"
+    )]
+    log_format: LogFormat,
+    /// Log one line per request (the default).
+    #[arg(long = "log-requests", env = "OPENWORK_LOG_REQUESTS", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new(), overrides_with = "no_log_requests")]
+    log_requests: bool,
+    /// Do not log requests.
+    #[arg(long = "no-log-requests", action = ArgAction::SetTrue, overrides_with = "log_requests")]
+    no_log_requests: bool,
+    /// Print the resolved configuration at startup.
+    #[arg(long)]
+    verbose: bool,
+    /// Log correlation id.
+    #[arg(long = "run-id", env = "OPENWORK_RUN_ID", hide = true)]
+    run_id: Option<String>,
+    /// Print the version and exit.
+    #[arg(long, short = 'V', action = ArgAction::SetTrue)]
+    version: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run the server with this configuration.
+    Run(Box<Config>),
+    /// Print the bare version and exit 0.
+    PrintVersion,
+}
+
+/// The parsed command line plus warnings to print to stderr.
+#[derive(Debug)]
+pub struct Parsed {
+    /// What to do.
+    pub invocation: Invocation,
+    /// Human-readable warnings (e.g. ignored unknown flags).
+    pub warnings: Vec<String>,
+}
+
+/// Why the command line could not be turned into a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A usage error, `--help`, or similar; print it with [`clap::Error::print`].
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    /// The current directory could not be read.
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+    /// The current directory is not valid UTF-8.
+    #[error("the current directory {0:?} is not valid UTF-8")]
+    NonUtf8CurrentDir(std::path::PathBuf),
+}
+
+/// Removes `--flags` this server does not know (and their values), returning
+/// the remaining arguments and one warning per removed flag. The server has
+/// no positional arguments, so a bare word after an unknown flag can only be
+/// that flag's value.
+fn strip_unknown_flags(args: Vec<OsString>) -> (Vec<OsString>, Vec<String>) {
+    let command = Args::command();
+    let known: HashSet<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .chain(["help".to_owned()])
+        .collect();
+    let mut kept = Vec::with_capacity(args.len());
+    let mut warnings = Vec::new();
+    let mut iter = args.into_iter().peekable();
+    if let Some(program) = iter.next() {
+        kept.push(program);
+    }
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if text == "--" {
+            kept.push(arg);
+            kept.extend(iter);
+            break;
+        }
+        let Some(name) = text.strip_prefix("--") else {
+            kept.push(arg);
+            continue;
+        };
+        let (name, has_inline_value) = match name.split_once('=') {
+            Some((n, _)) => (n, true),
+            None => (name, false),
+        };
+        if known.contains(name) {
+            kept.push(arg);
+            continue;
+        }
+        warnings.push(format!("ignoring unknown flag --{name}"));
+        if !has_inline_value
+            && iter
+                .peek()
+                .is_some_and(|next| !next.to_string_lossy().starts_with('-'))
+        {
+            iter.next();
+        }
+    }
+    (kept, warnings)
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn source_of(matches: &clap::ArgMatches, id: &str) -> TokenSource {
+    match matches.value_source(id) {
+        Some(ValueSource::EnvVariable) => TokenSource::Env,
+        _ => TokenSource::Cli,
+    }
+}
+
+/// Splits `OPENWORK_WORKSPACES`: a JSON array of strings or a `,`/`;` list.
+fn split_workspace_list(raw: &str) -> Vec<Utf8PathBuf> {
+    let trimmed = raw.trim();
+    let items: Vec<String> = if trimmed.starts_with('[') {
+        serde_json::from_str(trimmed).unwrap_or_default()
+    } else {
+        trimmed.split([',', ';']).map(str::to_owned).collect()
+    };
+    items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(Utf8PathBuf::from)
+        .collect()
+}
+
+/// Parses `args` (args[0] is the program name) and the `OPENWORK_*`
+/// environment into what to do. Relative workspace paths resolve against the
+/// current directory.
+pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
+    let cwd = std::env::current_dir().map_err(CliError::CurrentDir)?;
+    let cwd = Utf8PathBuf::from_path_buf(cwd).map_err(CliError::NonUtf8CurrentDir)?;
+    parse_args_in(args, &cwd)
+}
+
+/// [`parse_args`] with an explicit base directory for relative workspace paths.
+pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliError> {
+    let (args, warnings) = strip_unknown_flags(args);
+    let matches = Args::command().try_get_matches_from(args)?;
+    let parsed = Args::from_arg_matches(&matches)?;
+    if parsed.version {
+        return Ok(Parsed {
+            invocation: Invocation::PrintVersion,
+            warnings,
+        });
+    }
+
+    let raw_workspaces = if parsed.workspaces.is_empty() {
+        parsed
+            .workspaces_list
+            .as_deref()
+            .map(split_workspace_list)
+            .unwrap_or_default()
+    } else {
+        parsed.workspaces
+    };
+    let mut workspaces: Vec<Workspace> = raw_workspaces
+        .iter()
+        .map(|p| Workspace::local(resolve_path(p, cwd)))
+        .collect();
+    OpencodeAttachment {
+        base_url: non_empty(parsed.opencode_base_url),
+        directory: non_empty(parsed.opencode_directory),
+        username: non_empty(parsed.opencode_username).map(Secret::new),
+        password: non_empty(parsed.opencode_password).map(Secret::new),
+    }
+    .apply(&mut workspaces);
+
+    let (client_token, client_token_source) = match non_empty(parsed.token) {
+        Some(t) => (t, source_of(&matches, "token")),
+        None => (uuid::Uuid::new_v4().to_string(), TokenSource::Generated),
+    };
+    let (host_token, host_token_source) = match non_empty(parsed.host_token) {
+        Some(t) => (t, source_of(&matches, "host_token")),
+        None => (uuid::Uuid::new_v4().to_string(), TokenSource::Generated),
+    };
+
+    let log_requests = if parsed.no_log_requests {
+        false
+    } else {
+        match matches.value_source("log_requests") {
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable) => parsed.log_requests,
+            _ => true,
+        }
+    };
+
+    let config = Config {
+        host: parsed.host,
+        port: parsed.port,
+        workspaces,
+        approval: ApprovalConfig {
+            mode: parsed.approval,
+            timeout: std::time::Duration::from_millis(parsed.approval_timeout),
+        },
+        read_only: parsed.read_only,
+        cors: parsed
+            .cors
+            .as_deref()
+            .map(CorsOrigins::parse)
+            .unwrap_or_default(),
+        client_token: Secret::new(client_token),
+        host_token: Secret::new(host_token),
+        client_token_source,
+        host_token_source,
+        log_format: parsed.log_format,
+        log_requests,
+        verbose: parsed.verbose,
+        run_id: non_empty(parsed.run_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    };
+    Ok(Parsed {
+        invocation: Invocation::Run(Box::new(config)),
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn strips_unknown_flags_and_their_values() {
+        let (kept, warnings) = strip_unknown_flags(os(&[
+            "bin",
+            "--future",
+            "x",
+            "--port",
+            "1",
+            "--other=3",
+            "--bare",
+            "--host",
+            "h",
+        ]));
+        assert_eq!(kept, os(&["bin", "--port", "1", "--host", "h"]));
+        assert_eq!(warnings.len(), 3);
+    }
+
+    #[test]
+    fn workspace_list_accepts_json_and_separators() {
+        assert_eq!(split_workspace_list(r#"["/a","/b"]"#), ["/a", "/b"]);
+        assert_eq!(split_workspace_list("/a, /b;/c"), ["/a", "/b", "/c"]);
+    }
+}

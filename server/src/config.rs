@@ -1,0 +1,220 @@
+//! The resolved, immutable configuration of one server run.
+//!
+//! [`Config`] is built once (by [`crate::cli`] from flags and env, or directly
+//! by tests and embedders) and never re-reads the environment afterwards.
+//! Secrets live in [`Secret`], whose `Debug` output is redacted so a config
+//! dump can never leak a token.
+
+use std::time::Duration;
+
+use crate::workspace::Workspace;
+
+/// How writes are approved (reference §A9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    /// Every gated write waits for the host to answer `allow` or `deny`.
+    Manual,
+    /// Every gated write is approved at once; nothing is queued.
+    Auto,
+}
+
+impl ApprovalMode {
+    /// The wire spelling (`manual` / `auto`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+/// Output format of log lines (reference §A14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One plain text line per message.
+    #[value(alias = "text", alias = "human")]
+    Pretty,
+    /// One OpenTelemetry-style JSON object per line.
+    Json,
+}
+
+/// Where a token came from, reported by `GET /status` as `tokenSource`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenSource {
+    /// A command-line flag.
+    Cli,
+    /// An environment variable.
+    Env,
+    /// The server generated a random one.
+    Generated,
+}
+
+/// A secret string (token or password). `Debug` never prints the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value; call only where the value must really be used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Allowed CORS origins: either any origin (`*`) or an explicit list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsOrigins(pub Vec<String>);
+
+impl CorsOrigins {
+    /// Parses `*`, a JSON array of strings, or a `,`/`;`-separated list.
+    /// Empty entries are dropped; an empty result means "any origin" (the
+    /// reference default is `["*"]`).
+    pub fn parse(raw: &str) -> Self {
+        let trimmed = raw.trim();
+        let mut items: Vec<String> = if trimmed.starts_with('[') {
+            serde_json::from_str::<Vec<String>>(trimmed).unwrap_or_default()
+        } else {
+            trimmed.split([',', ';']).map(str::to_owned).collect()
+        };
+        items = items
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if items.is_empty() {
+            items.push("*".to_owned());
+        }
+        Self(items)
+    }
+
+    /// Whether any origin is allowed.
+    pub fn allows_any(&self) -> bool {
+        self.0.iter().any(|o| o == "*")
+    }
+
+    /// Whether this exact origin is listed.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0.iter().any(|o| o == origin)
+    }
+}
+
+impl Default for CorsOrigins {
+    fn default() -> Self {
+        Self(vec!["*".to_owned()])
+    }
+}
+
+/// The approval settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalConfig {
+    /// Manual or automatic approval.
+    pub mode: ApprovalMode,
+    /// How long a manual request waits before it is denied with `timeout`.
+    pub timeout: Duration,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            mode: ApprovalMode::Manual,
+            timeout: Duration::from_millis(30_000),
+        }
+    }
+}
+
+/// Everything one server run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bind host, e.g. `127.0.0.1`.
+    pub host: String,
+    /// Bind port; 0 picks a free one.
+    pub port: u16,
+    /// Workspaces in order; the first is the active one.
+    pub workspaces: Vec<Workspace>,
+    /// Approval mode and timeout.
+    pub approval: ApprovalConfig,
+    /// When true, workspace writes answer 403 `read_only`.
+    pub read_only: bool,
+    /// Allowed CORS origins.
+    pub cors: CorsOrigins,
+    /// The client bearer token (scope `collaborator`).
+    pub client_token: Secret,
+    /// The host token (`X-OpenWork-Host-Token`).
+    pub host_token: Secret,
+    /// Where the client token came from.
+    pub client_token_source: TokenSource,
+    /// Where the host token came from.
+    pub host_token_source: TokenSource,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// One log line per request when true.
+    pub log_requests: bool,
+    /// Print the resolved configuration at startup.
+    pub verbose: bool,
+    /// Correlation id for logs (`run.id`, `service.instance.id`).
+    pub run_id: String,
+}
+
+impl Config {
+    /// A config with the reference defaults, the given tokens and no
+    /// workspaces; convenient for tests and embedders.
+    pub fn new(client_token: impl Into<String>, host_token: impl Into<String>) -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8787,
+            workspaces: Vec::new(),
+            approval: ApprovalConfig::default(),
+            read_only: false,
+            cors: CorsOrigins::default(),
+            client_token: Secret::new(client_token),
+            host_token: Secret::new(host_token),
+            client_token_source: TokenSource::Cli,
+            host_token_source: TokenSource::Cli,
+            log_format: LogFormat::Pretty,
+            log_requests: true,
+            verbose: false,
+            run_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// The paths under which workspaces may be resolved (here: the workspace
+    /// paths themselves, as the reference does without a config file).
+    pub fn authorized_roots(&self) -> Vec<String> {
+        self.workspaces.iter().map(|w| w.path.to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_parses_lists_json_and_star() {
+        assert_eq!(
+            CorsOrigins::parse("http://a, http://b;http://c").0,
+            ["http://a", "http://b", "http://c"]
+        );
+        assert_eq!(CorsOrigins::parse(r#"["http://a"]"#).0, ["http://a"]);
+        assert!(CorsOrigins::parse("*").allows_any());
+        assert!(CorsOrigins::parse("").allows_any());
+        assert!(!CorsOrigins::parse("http://a").allows_any());
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

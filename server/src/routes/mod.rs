@@ -1,0 +1,118 @@
+//! The HTTP routes and the guards in front of them.
+//!
+//! Routes are grouped by the authentication they need (`none`, `client`,
+//! `host`); each group has one guard layer, so a route cannot be added to a
+//! group and forget its check. The guard puts the authenticated [`Actor`] in
+//! the request extensions and tags the response with its [`AuthMode`] for the
+//! request log.
+
+mod approvals;
+mod health;
+mod status;
+mod tokens;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::Value;
+
+use crate::auth::Actor;
+use crate::error::ApiError;
+use crate::request_log::AuthMode;
+use crate::state::SharedState;
+
+/// Largest request body accepted (the original had no explicit limit).
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Builds the whole application: routes, guards, CORS, request log.
+pub(crate) fn app(state: SharedState) -> Router {
+    let open = Router::new()
+        .route("/health", get(health::health))
+        .route_layer(middleware::map_response(tag_none));
+    let client = Router::new()
+        .route("/status", get(status::status))
+        .route("/whoami", get(status::whoami))
+        .route("/capabilities", get(status::capabilities))
+        .route("/workspaces", get(status::workspaces))
+        .route_layer(middleware::from_fn_with_state(state.clone(), client_guard));
+    let host = Router::new()
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", post(approvals::reply))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke))
+        .route_layer(middleware::from_fn_with_state(state.clone(), host_guard));
+    Router::new()
+        .merge(open)
+        .merge(client)
+        .merge(host)
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_log::layer,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn tag_none(mut response: Response) -> Response {
+    response.extensions_mut().insert(AuthMode::None);
+    response
+}
+
+async fn guarded(
+    mode: AuthMode,
+    result: Result<Actor, ApiError>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let mut response = match result {
+        Ok(actor) => {
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
+        Err(err) => err.into_response(),
+    };
+    response.extensions_mut().insert(mode);
+    response
+}
+
+async fn client_guard(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let result = state.auth.client(req.headers());
+    guarded(AuthMode::Client, result, req, next).await
+}
+
+async fn host_guard(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let result = state.auth.host(req.headers());
+    guarded(AuthMode::Host, result, req, next).await
+}
+
+/// Parses a JSON request body. An empty or malformed body is 400
+/// `invalid_json`; a body over [`MAX_BODY_BYTES`] is 413 `payload_too_large`.
+pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("Request body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::invalid_json()
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
+}

@@ -1,0 +1,99 @@
+//! Client-authenticated reads about the server: `/status`, `/whoami`,
+//! `/capabilities` and `/workspaces` (reference §A10).
+//!
+//! OpenCode credentials inside workspaces are shown only to collaborator and
+//! above (weakness W1); the orchestrator's client token is a collaborator.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+
+use crate::auth::{Actor, Scope};
+use crate::state::SharedState;
+
+fn reveal(actor: &Actor) -> bool {
+    actor.scope() >= Scope::Collaborator
+}
+
+/// `GET /status`.
+pub(crate) async fn status(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+) -> Json<Value> {
+    let config = &state.config;
+    let active = config.workspaces.first();
+    Json(json!({
+        "ok": true,
+        "version": crate::VERSION,
+        "uptimeMs": state.uptime_ms(),
+        "readOnly": config.read_only,
+        "approval": {
+            "mode": state.approvals.mode(),
+            "timeoutMs": u64::try_from(state.approvals.timeout().as_millis()).unwrap_or(u64::MAX),
+        },
+        "corsOrigins": config.cors.0,
+        "workspaceCount": config.workspaces.len(),
+        "activeWorkspaceId": active.map(|w| w.id.clone()),
+        "workspace": active.map(|w| w.to_json(reveal(&actor))),
+        "authorizedRoots": config.authorized_roots(),
+        "server": {
+            "host": config.host,
+            "port": state.local_addr.port(),
+            "configPath": Value::Null,
+        },
+        "tokenSource": {
+            "client": config.client_token_source,
+            "host": config.host_token_source,
+        },
+    }))
+}
+
+/// `GET /whoami`.
+pub(crate) async fn whoami(Extension(actor): Extension<Actor>) -> Json<Value> {
+    Json(json!({"ok": true, "actor": actor.to_json(true)}))
+}
+
+/// `GET /workspaces`: `{"items","workspaces","activeId"}` (`workspaces` is
+/// the later upstream alias of `items`).
+pub(crate) async fn workspaces(
+    State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
+) -> Json<Value> {
+    let items: Vec<Value> = state
+        .config
+        .workspaces
+        .iter()
+        .map(|w| w.to_json(reveal(&actor)))
+        .collect();
+    Json(json!({
+        "items": items,
+        "workspaces": items,
+        "activeId": state.config.workspaces.first().map(|w| w.id.clone()),
+    }))
+}
+
+/// `GET /capabilities`. Only what this server really does is advertised as
+/// available; the routes of later slices are reported as not writable.
+pub(crate) async fn capabilities(State(state): State<SharedState>) -> Json<Value> {
+    let write = !state.config.read_only;
+    let proxy_opencode = state.config.workspaces.iter().any(|w| w.base_url.is_some());
+    Json(json!({
+        "schemaVersion": 1,
+        "serverVersion": crate::VERSION,
+        "skills": {"read": true, "write": write, "source": "openwork"},
+        "hub": {"skills": {"read": true, "install": write,
+            "repo": {"owner": "different-ai", "name": "openwork-hub", "ref": "main"}}},
+        "plugins": {"read": true, "write": write},
+        "mcp": {"read": true, "write": write},
+        "commands": {"read": true, "write": write},
+        "config": {"read": true, "write": write},
+        "approvals": {
+            "mode": state.approvals.mode(),
+            "timeoutMs": u64::try_from(state.approvals.timeout().as_millis()).unwrap_or(u64::MAX),
+        },
+        "sandbox": {"enabled": false, "backend": "none"},
+        "ui": {"toy": false},
+        "tokens": {"scoped": true, "scopes": ["owner", "collaborator", "viewer"]},
+        "proxy": {"opencode": proxy_opencode, "opencodeRouter": false},
+    }))
+}

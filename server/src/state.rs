@@ -1,0 +1,39 @@
+//! The shared state every request handler sees.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::approvals::Approvals;
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::logging::Logger;
+
+/// State shared by all handlers of one server; handlers get it as `Arc<AppState>`.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    /// The resolved configuration.
+    pub config: Config,
+    /// Credential checks and issued tokens.
+    pub auth: Arc<Authenticator>,
+    /// The approvals engine.
+    pub approvals: Approvals,
+    /// Where log lines go.
+    pub logger: Logger,
+    /// When the server started, for `uptimeMs`.
+    pub started: Instant,
+    /// Start time in ms since the Unix epoch, for `/health`'s `startedAt`.
+    pub started_at_ms: u64,
+    /// The address actually bound (the real port when 0 was asked for).
+    pub local_addr: SocketAddr,
+}
+
+impl AppState {
+    /// Milliseconds since start.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The handle type handlers extract.
+pub(crate) type SharedState = Arc<AppState>;
