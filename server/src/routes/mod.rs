@@ -7,6 +7,7 @@
 //! request log.
 
 mod approvals;
+mod config;
 mod health;
 mod status;
 mod tokens;
@@ -39,6 +40,7 @@ pub(crate) fn app(state: SharedState) -> Router {
         .route("/whoami", get(status::whoami))
         .route("/capabilities", get(status::capabilities))
         .route("/workspaces", get(status::workspaces))
+        .route("/workspace/{id}/config", get(config::get_config))
         .route_layer(middleware::from_fn_with_state(state.clone(), client_guard));
     let host = Router::new()
         .route("/approvals", get(approvals::list))
