@@ -90,8 +90,9 @@ fn bare_opencode(bin: &Path, root: &Path) -> Duration {
     took
 }
 
-/// `openwork serve` → its ready block; returns (time, orchestrator peak RSS in KiB).
-fn orchestrator(openwork: &Path, opencode: &Path, root: &Path) -> (Duration, u64) {
+/// `openwork serve` (opencode from the warm sidecar cache) → its ready block; returns (time,
+/// orchestrator peak RSS in KiB).
+fn orchestrator(openwork: &Path, sidecars: &Path, root: &Path) -> (Duration, u64) {
     let ws = root.join("ws-orch");
     std::fs::create_dir_all(&ws).unwrap();
     let mut cmd = Command::new(openwork);
@@ -99,9 +100,10 @@ fn orchestrator(openwork: &Path, opencode: &Path, root: &Path) -> (Duration, u64
         "serve",
         "--workspace",
         ws.to_str().unwrap(),
-        "--allow-external",
-        "--opencode-bin",
-        opencode.to_str().unwrap(),
+        "--sidecar-dir",
+        sidecars.to_str().unwrap(),
+        "--sidecar-manifest",
+        "http://127.0.0.1:9/none.json",
         "--openwork-port",
         &free_port().to_string(),
     ])
@@ -135,6 +137,57 @@ fn orchestrator(openwork: &Path, opencode: &Path, root: &Path) -> (Duration, u64
     (took, hwm)
 }
 
+/// Cold first run: a fresh sidecar dir and a fresh npm cache; returns the fetch time openwork
+/// reports ("Fetched opencode (…) in N s").
+fn cold_fetch(openwork: &Path, sidecars: &Path, root: &Path) -> Duration {
+    let ws = root.join("ws-cold");
+    std::fs::create_dir_all(&ws).unwrap();
+    let mut cmd = Command::new(openwork);
+    cmd.args([
+        "serve",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--sidecar-dir",
+        sidecars.to_str().unwrap(),
+        "--sidecar-manifest",
+        "http://127.0.0.1:9/none.json",
+        "--no-opencode-router",
+        "--check",
+    ])
+    .env("OPENWORK_DATA_DIR", root.join("data-cold"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    isolated_env(&mut cmd, root);
+    cmd.env_remove("npm_config_registry")
+        .env("npm_config_cache", root.join("npm-cache-openwork"));
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cold run failed:\n{stderr}");
+    let secs: f64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Fetched opencode ("))
+        .and_then(|rest| rest.split(" in ").nth(1))
+        .and_then(|t| t.trim_end_matches(" s.").parse().ok())
+        .expect("no 'Fetched opencode' line");
+    Duration::from_secs_f64(secs)
+}
+
+/// The floor of the cold fetch: a bare `npm pack` of the same package into a fresh npm cache.
+fn bare_npm_pack(root: &Path) -> Duration {
+    let dir = root.join("npm-pack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = Instant::now();
+    let status = Command::new("npm")
+        .args(["pack", "--silent", "opencode-linux-x64@1.18.34"])
+        .current_dir(&dir)
+        .env("npm_config_cache", root.join("npm-cache-bare"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    start.elapsed()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -150,15 +203,19 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let root = tempfile::tempdir().unwrap();
+    let sidecars = root.path().join("sidecars");
+    // Cold first run (fills the sidecar cache) next to a bare npm pack.
+    let npm_floor = bare_npm_pack(root.path());
+    let cold = cold_fetch(&openwork, &sidecars, root.path());
     // Warm-up of both (page cache, opencode's first-run files).
     bare_opencode(&opencode, root.path());
-    orchestrator(&openwork, &opencode, root.path());
+    orchestrator(&openwork, &sidecars, root.path());
     let mut bare = Vec::new();
     let mut orch = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..runs {
         bare.push(bare_opencode(&opencode, root.path()));
-        let (t, r) = orchestrator(&openwork, &opencode, root.path());
+        let (t, r) = orchestrator(&openwork, &sidecars, root.path());
         orch.push(t);
         rss.push(r);
     }
@@ -170,12 +227,18 @@ fn main() {
         b.as_secs_f64() * 1e3
     );
     println!(
-        "  openwork serve → ready (3 services):  {:>7.0} ms",
+        "  openwork serve → ready (warm cache):  {:>7.0} ms",
         o.as_secs_f64() * 1e3
     );
     println!(
         "  ratio openwork / floor:               {:>7.2}x",
         o.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "  cold first run: opencode fetch        {:>7.0} ms vs bare npm pack {:.0} ms ({:.2}x)",
+        cold.as_secs_f64() * 1e3,
+        npm_floor.as_secs_f64() * 1e3,
+        cold.as_secs_f64() / npm_floor.as_secs_f64()
     );
     println!(
         "  orchestrator peak RSS:                {:>7.1} MiB (max {:.1})",

@@ -20,8 +20,8 @@ use crate::services::{
     Ports, SidecarSet, opencode_spec, openwork_local_url, router_spec, server_spec,
 };
 use crate::sidecars::{
-    ResolveSettings, ResolvedSidecar, Resolver, SidecarName, SidecarRequest, SourcePolicy,
-    StderrProgress, Target,
+    LiveProgress, ResolveSettings, ResolvedSidecar, Resolver, SidecarName, SidecarRequest,
+    SourcePolicy, Target,
 };
 use crate::supervisor::{RestartPolicy, Supervisor, SupervisorOptions};
 
@@ -289,12 +289,7 @@ async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Side
     settings.manifest_url = sp.manifest_url.clone();
     settings.allow_external = sp.allow_external;
     settings.verify = sp.verify;
-    let resolver = Resolver::new(
-        settings,
-        Box::new(StderrProgress {
-            verbose: sink.verbose(),
-        }),
-    );
+    let resolver = Resolver::new(settings, Box::new(LiveProgress::new(sink.verbose())));
     let resolve = |name: SidecarName, policy: SourcePolicy, bin: Option<camino::Utf8PathBuf>| {
         let resolver = &resolver;
         async move {

@@ -45,7 +45,7 @@ pub use error::{Attempt, AttemptError, PolicyParseError, ResolveError, Step};
 pub use manifest::{EntryError, Manifest, ManifestError, default_manifest_url};
 pub use npm::NpmError;
 pub use pins::{NpmPin, OPENCODE_VERSION, PinTable};
-pub use progress::{FetchDone, FetchStart, NullProgress, Progress, StderrProgress};
+pub use progress::{FetchDone, FetchStart, LiveProgress, NullProgress, Progress, StderrProgress};
 pub use target::{Target, TargetParseError};
 
 /// The three sidecars a run uses.

@@ -82,6 +82,88 @@ impl Progress for StderrProgress {
     }
 }
 
+/// [`StderrProgress`] plus a live indicator (spinner and elapsed seconds) while a fetch runs,
+/// when stderr is a terminal. The indicator stops when the fetch ends or the reporter is dropped
+/// (a failed fetch).
+#[derive(Debug, Default)]
+pub struct LiveProgress {
+    /// The plain lines.
+    pub inner: StderrProgress,
+    spinner: std::sync::Mutex<Option<Spinner>>,
+}
+
+#[derive(Debug)]
+struct Spinner {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl LiveProgress {
+    /// A reporter; the indicator is shown only when stderr is a terminal.
+    pub fn new(verbose: bool) -> Self {
+        LiveProgress {
+            inner: StderrProgress { verbose },
+            spinner: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn stop_spinner(&self) {
+        let taken = self.spinner.lock().ok().and_then(|mut g| g.take());
+        if let Some(sp) = taken {
+            sp.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = sp.thread.join();
+            // Clear the indicator's line.
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+impl Drop for LiveProgress {
+    fn drop(&mut self) {
+        self.stop_spinner();
+    }
+}
+
+impl Progress for LiveProgress {
+    fn fetch_started(&self, s: &FetchStart) {
+        self.inner.fetch_started(s);
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let what = format!("{} {}", s.name, s.version);
+        let thread = std::thread::spawn(move || {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            let start = std::time::Instant::now();
+            let mut i = 0usize;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = write!(
+                    std::io::stderr(),
+                    "\r{} fetching {what}… {}s",
+                    FRAMES[i % FRAMES.len()],
+                    start.elapsed().as_secs()
+                );
+                i += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        if let Ok(mut g) = self.spinner.lock() {
+            *g = Some(Spinner { stop, thread });
+        }
+    }
+
+    fn fetch_finished(&self, d: &FetchDone) {
+        self.stop_spinner();
+        self.inner.fetch_finished(d);
+    }
+
+    fn attempt(&self, name: SidecarName, attempt: &Attempt) {
+        self.inner.attempt(name, attempt);
+    }
+}
+
 /// The line printed when a fetch starts.
 pub fn fetch_started_line(s: &FetchStart) -> String {
     format!(
