@@ -43,6 +43,12 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Internal: minimal init (PID 1) for a sandbox container (see init.rs).
+    #[command(name = "__init", hide = true, disable_help_flag = true)]
+    Init {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Internal: stops the run's process groups if the orchestrator dies (see watchdog.rs).
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
