@@ -56,6 +56,7 @@ impl Tree {
         symlink(t.join("nowhere"), p.join("dangling")).unwrap();
         symlink("/run", p.join("link-run")).unwrap();
         symlink("..", p.join("app/up")).unwrap();
+        symlink("loop", p.join("loop")).unwrap();
         let listener = UnixListener::bind(p.join("sock")).unwrap();
         nix::unistd::mkfifo(&p.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         Tree {
