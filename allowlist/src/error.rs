@@ -474,5 +474,5 @@ fn skipped(missing: &[PathBuf]) -> String {
     if missing.is_empty() {
         return String::new();
     }
-    format!(". Skipped (do not exist): {}", list(missing))
+    format!(". Skipped (missing or unresolvable): {}", list(missing))
 }

@@ -43,7 +43,7 @@ const fn case(name: &'static str, specs: &'static [&'static str], expect: Expect
 const ROOT_SLASH: &str = r#"{"allowedRoots":[{"path":"/","allowReadWrite":true}]}"#;
 
 const NOT_UNDER_ROOT_OUTSIDE: &str = "Sandbox mount rejected: {T}/outside is not under any allowed \
-root. Allowed: {T}/home/projects, {T}/home/docs. Skipped (do not exist): {T}/home/nope \
+root. Allowed: {T}/home/projects, {T}/home/docs. Skipped (missing or unresolvable): {T}/home/nope \
 (--sandbox-mount SPEC). To allow it, add its folder to allow.json under allowedRoots.";
 
 fn cases() -> Vec<Case> {
@@ -175,7 +175,7 @@ fn cases() -> Vec<Case> {
             &["~/projects/file-link-out:o"],
             E(
                 "Sandbox mount rejected: {T}/outside/secret.txt is not under any allowed root. \
-             Allowed: {T}/home/projects, {T}/home/docs. Skipped (do not exist): {T}/home/nope \
+             Allowed: {T}/home/projects, {T}/home/docs. Skipped (missing or unresolvable): {T}/home/nope \
              (--sandbox-mount ~/projects/file-link-out:o). To allow it, add its folder to \
              allow.json under allowedRoots.",
             ),
