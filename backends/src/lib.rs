@@ -1,1 +1,101 @@
-//! The `SandboxBackend` trait and its implementations (issue: sandbox mode).
+//! Sandbox backends: run the agent (opencode) inside a Linux container so that it sees only the
+//! workspace, its persist dir, the read-only sidecar layout and validated extra mounts.
+//!
+//! The shape of a sandboxed run: the binary builds a [`SandboxPlan`] (pure data: mounts, user,
+//! limits, ports, command, environment) from its run plan; a [`SandboxBackend`] carries it out
+//! and hands back a [`SandboxHandle`] whose log lines, exit and stop the host-side supervisor
+//! uses like a process's. openwork-server and opencode-router stay on the host, so the
+//! credentials that control the run (host token, client/owner tokens) never enter the container.
+//!
+//! Implementations:
+//! - `host` (the null backend) is not a type here: without a sandbox the binary's supervisor runs
+//!   opencode as a host process;
+//! - [`docker::DockerBackend`]: the Docker engine through its API (bollard);
+//! - [`apple::AppleContainerBackend`]: Apple's `container` CLI as a subprocess.
+
+pub mod apple;
+pub mod docker;
+pub mod elf;
+pub mod persist;
+mod plan;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+
+pub use plan::{CONTAINER_OPENCODE_PORT, ExtraMount, Limits, SandboxPlan, container_name, labels};
+
+/// Which pipe of the sandbox a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line the sandboxed command wrote.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub stream: LogStream,
+    pub text: String,
+}
+
+/// How the sandboxed command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxExit {
+    /// Exit status of the container's main process (128 + signal when killed).
+    pub code: i64,
+}
+
+/// Errors of a backend; each names what failed and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("sandbox image {image} is not available locally. Build it with: {build_hint}")]
+    ImageMissing { image: String, build_hint: String },
+    #[error("container engine call `{call}` failed: {message}")]
+    Engine { call: &'static str, message: String },
+    #[error(
+        "the engine did not apply the hardening setting {setting} (wanted {wanted}, got {got}); refusing to start an unhardened sandbox"
+    )]
+    HardeningNotApplied {
+        setting: &'static str,
+        wanted: String,
+        got: String,
+    },
+    #[error("preparing the sandbox failed at {path}: {message}")]
+    Prepare { path: String, message: String },
+    #[error("`{program}` failed: {message}")]
+    Command { program: String, message: String },
+}
+
+/// A running sandbox.
+pub trait SandboxHandle: Send + Sync {
+    /// Container id or name, for logs and stop instructions.
+    fn id(&self) -> String;
+    /// The command's output, line by line (once; `None` afterwards).
+    fn take_logs(&mut self) -> Option<BoxStream<'static, LogLine>>;
+    /// Resolves when the container's main process has exited.
+    fn wait(&self) -> BoxFuture<'static, SandboxExit>;
+    /// Stops the container (SIGTERM, SIGKILL after `grace`) and removes it.
+    fn stop(&self, grace: Duration) -> BoxFuture<'static, Result<(), BackendError>>;
+    /// Leaves the container running (detached runs): nothing is removed when the handle drops.
+    fn detach(&self);
+}
+
+/// A container engine that can run a [`SandboxPlan`].
+pub trait SandboxBackend: Send + Sync {
+    /// `docker` or `container`.
+    fn name(&self) -> &'static str;
+    /// Creates and starts the sandbox of `plan`, after verifying its hardening took effect.
+    fn launch<'a>(
+        &'a self,
+        plan: &'a SandboxPlan,
+    ) -> BoxFuture<'a, Result<Box<dyn SandboxHandle>, BackendError>>;
+    /// Removes sandboxes left behind by orchestrators that died without cleaning up. Returns
+    /// their names.
+    fn remove_orphans(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
+    /// The command a person runs to stop a detached sandbox.
+    fn stop_command(&self, plan: &SandboxPlan) -> String;
+}

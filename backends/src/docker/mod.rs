@@ -1,0 +1,408 @@
+//! The Docker backend: carries out a [`SandboxPlan`] through the engine's API (bollard), honouring
+//! `DOCKER_HOST`.
+//!
+//! Threat addressed: a sandbox that is weaker than it claims. The API version is negotiated at
+//! connect (an older engine silently drops fields it does not know under a newer version), and
+//! after `create` the container is inspected: if any hardening setting of
+//! [`spec::hardening_checks`] did not stick, the container is removed and the run refuses to
+//! start. Orphans of a killed orchestrator are found by label and removed by the next run.
+//!
+//! Left open: the default bridge network gives the agent outbound network access (it needs its
+//! model provider); egress filtering is not done here.
+
+pub mod spec;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, StreamExt};
+
+use crate::plan::{SandboxPlan, boot_id, label};
+use crate::{BackendError, LogLine, LogStream, SandboxBackend, SandboxExit, SandboxHandle};
+
+/// What probing the engine found; `Display` names the cause and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineProbe {
+    Reachable { version: String, api: String },
+    SocketMissing { tried: String },
+    PermissionDenied { path: String },
+    Unreachable { reason: String },
+}
+
+impl std::fmt::Display for EngineProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineProbe::Reachable { version, api } => {
+                write!(f, "Docker engine {version} (API {api}) is reachable")
+            }
+            EngineProbe::SocketMissing { tried } => write!(
+                f,
+                "no Docker engine socket at {tried}. Start Docker (or set DOCKER_HOST), or run with --sandbox none"
+            ),
+            EngineProbe::PermissionDenied { path } => write!(
+                f,
+                "permission denied on the Docker socket {path}. Add your user to the `docker` group (or use rootless Docker and DOCKER_HOST)"
+            ),
+            EngineProbe::Unreachable { reason } => write!(
+                f,
+                "the Docker engine does not answer ({reason}). Start it (e.g. `sudo systemctl start docker`) or set DOCKER_HOST"
+            ),
+        }
+    }
+}
+
+fn socket_path() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => "/var/run/docker.sock".to_string(),
+    }
+}
+
+/// Connects to the engine and negotiates the API version.
+pub async fn probe() -> (EngineProbe, Option<Docker>) {
+    let path = socket_path();
+    if let Some(p) = path.strip_prefix("unix://").or(Some(path.as_str()))
+        && p.starts_with('/')
+        && !std::path::Path::new(p).exists()
+    {
+        return (
+            EngineProbe::SocketMissing {
+                tried: p.to_string(),
+            },
+            None,
+        );
+    }
+    let docker = match Docker::connect_with_defaults() {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                EngineProbe::Unreachable {
+                    reason: e.to_string(),
+                },
+                None,
+            );
+        }
+    };
+    let docker =
+        match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                let probe = if text.contains("ermission denied") {
+                    EngineProbe::PermissionDenied { path }
+                } else {
+                    EngineProbe::Unreachable { reason: text }
+                };
+                return (probe, None);
+            }
+            Err(_) => {
+                return (
+                    EngineProbe::Unreachable {
+                        reason: "no answer within 5s".into(),
+                    },
+                    None,
+                );
+            }
+        };
+    match docker.version().await {
+        Ok(v) => (
+            EngineProbe::Reachable {
+                version: v.version.unwrap_or_default(),
+                api: v.api_version.unwrap_or_default(),
+            },
+            Some(docker),
+        ),
+        Err(e) => (
+            EngineProbe::Unreachable {
+                reason: e.to_string(),
+            },
+            None,
+        ),
+    }
+}
+
+fn engine(call: &'static str) -> impl Fn(bollard::errors::Error) -> BackendError {
+    move |e| BackendError::Engine {
+        call,
+        message: e.to_string(),
+    }
+}
+
+/// The Docker engine backend.
+pub struct DockerBackend {
+    docker: Docker,
+    /// Command that builds the default image (for the missing-image error).
+    build_hint: String,
+}
+
+impl DockerBackend {
+    /// Connects (negotiating the API version); an unreachable engine is an error naming the fix.
+    pub async fn connect(build_hint: impl Into<String>) -> Result<DockerBackend, BackendError> {
+        match probe().await {
+            (EngineProbe::Reachable { .. }, Some(docker)) => Ok(DockerBackend {
+                docker,
+                build_hint: build_hint.into(),
+            }),
+            (probe, _) => Err(BackendError::Unavailable(probe.to_string())),
+        }
+    }
+
+    /// The engine client (tests inspect containers with it).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn remove(&self, name: &str) {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = self.docker.remove_container(name, Some(opts)).await;
+    }
+
+    async fn launch_inner(&self, plan: &SandboxPlan) -> Result<DockerHandle, BackendError> {
+        if let Err(e) = self.docker.inspect_image(&plan.image).await {
+            return Err(match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => BackendError::ImageMissing {
+                    image: plan.image.clone(),
+                    build_hint: self.build_hint.clone(),
+                },
+                other => engine("inspect image")(other),
+            });
+        }
+        // A container of the same name is a leftover of this run id: replace it.
+        self.remove(&plan.name).await;
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+            .name(&plan.name)
+            .build();
+        self.docker
+            .create_container(Some(options), spec::create_body(plan))
+            .await
+            .map_err(engine("create container"))?;
+        if let Err(e) = self.verify(plan).await {
+            self.remove(&plan.name).await;
+            return Err(e);
+        }
+        if let Err(e) = self.docker.start_container(&plan.name, None).await {
+            self.remove(&plan.name).await;
+            return Err(engine("start container")(e));
+        }
+        Ok(DockerHandle {
+            docker: self.docker.clone(),
+            name: plan.name.clone(),
+            detached: Arc::new(AtomicBool::new(plan.detach)),
+            logs_taken: false,
+        })
+    }
+
+    /// Inspects the created container; every hardening setting must have stuck.
+    async fn verify(&self, plan: &SandboxPlan) -> Result<(), BackendError> {
+        let inspect = self
+            .docker
+            .inspect_container(&plan.name, None)
+            .await
+            .map_err(engine("inspect container"))?;
+        for check in spec::hardening_checks(plan) {
+            let got = spec::observed(&inspect, check.setting);
+            if got != check.wanted {
+                return Err(BackendError::HardeningNotApplied {
+                    setting: check.setting,
+                    wanted: check.wanted,
+                    got,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SandboxBackend for DockerBackend {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn launch<'a>(
+        &'a self,
+        plan: &'a SandboxPlan,
+    ) -> BoxFuture<'a, Result<Box<dyn SandboxHandle>, BackendError>> {
+        Box::pin(async move {
+            let h = self.launch_inner(plan).await?;
+            Ok(Box::new(h) as Box<dyn SandboxHandle>)
+        })
+    }
+
+    fn remove_orphans(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
+        Box::pin(async move {
+            let filters: HashMap<String, Vec<String>> = HashMap::from([(
+                "label".to_string(),
+                vec![format!("{}=true", label::MANAGED)],
+            )]);
+            let opts = ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build();
+            let list = self
+                .docker
+                .list_containers(Some(opts))
+                .await
+                .map_err(engine("list containers"))?;
+            let boot = boot_id();
+            let mut removed = Vec::new();
+            for c in list {
+                let labels = c.labels.unwrap_or_default();
+                if labels.get(label::DETACHED).map(String::as_str) == Some("true") {
+                    continue;
+                }
+                let owner_alive = labels.get(label::OWNER_BOOT) == Some(&boot)
+                    && labels
+                        .get(label::OWNER_PID)
+                        .and_then(|p| p.parse::<i32>().ok())
+                        .is_some_and(pid_is_openwork);
+                if owner_alive {
+                    continue;
+                }
+                let name = c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .or(c.id)
+                    .unwrap_or_default();
+                if name.is_empty() {
+                    continue;
+                }
+                self.remove(&name).await;
+                removed.push(name);
+            }
+            Ok(removed)
+        })
+    }
+
+    fn stop_command(&self, plan: &SandboxPlan) -> String {
+        format!("docker rm -f {}", plan.name)
+    }
+}
+
+/// Whether `pid` is a live openwork process (so its containers are not orphans).
+fn pid_is_openwork(pid: i32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmd) => String::from_utf8_lossy(&cmd).contains("openwork"),
+        Err(_) => false,
+    }
+}
+
+/// A running container.
+pub struct DockerHandle {
+    docker: Docker,
+    name: String,
+    detached: Arc<AtomicBool>,
+    logs_taken: bool,
+}
+
+impl SandboxHandle for DockerHandle {
+    fn id(&self) -> String {
+        self.name.clone()
+    }
+
+    fn take_logs(&mut self) -> Option<BoxStream<'static, LogLine>> {
+        if self.logs_taken {
+            return None;
+        }
+        self.logs_taken = true;
+        let opts = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let raw = self.docker.logs(&self.name, Some(opts));
+        let mut out_buf = String::new();
+        let mut err_buf = String::new();
+        let lines = raw
+            .map(move |item| {
+                let mut lines = Vec::new();
+                let (stream, bytes) = match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        (LogStream::Stdout, message)
+                    }
+                    Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
+                    _ => return futures_util::stream::iter(lines),
+                };
+                let buf = if stream == LogStream::Stdout {
+                    &mut out_buf
+                } else {
+                    &mut err_buf
+                };
+                buf.push_str(&String::from_utf8_lossy(&bytes));
+                while let Some(pos) = buf.find('\n') {
+                    let line: String = buf.drain(..=pos).collect();
+                    lines.push(LogLine {
+                        stream,
+                        text: line.trim_end_matches(['\n', '\r']).to_string(),
+                    });
+                }
+                futures_util::stream::iter(lines)
+            })
+            .flatten();
+        Some(Box::pin(lines))
+    }
+
+    fn wait(&self) -> BoxFuture<'static, SandboxExit> {
+        let docker = self.docker.clone();
+        let name = self.name.clone();
+        Box::pin(async move {
+            let opts = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
+            let mut stream = docker.wait_container(&name, Some(opts));
+            let code = match stream.next().await {
+                Some(Ok(r)) => r.status_code,
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                Some(Err(_)) | None => {
+                    // The engine lost the container: read its final state if it is still known.
+                    match docker.inspect_container(&name, None).await {
+                        Ok(i) => i.state.and_then(|s| s.exit_code).unwrap_or(1),
+                        Err(_) => 1,
+                    }
+                }
+            };
+            SandboxExit { code }
+        })
+    }
+
+    fn stop(&self, grace: Duration) -> BoxFuture<'static, Result<(), BackendError>> {
+        let docker = self.docker.clone();
+        let name = self.name.clone();
+        Box::pin(async move {
+            let secs = i32::try_from(grace.as_secs()).unwrap_or(10).max(1);
+            let opts = StopContainerOptionsBuilder::default().t(secs).build();
+            let stopped = docker.stop_container(&name, Some(opts)).await;
+            let rm = RemoveContainerOptionsBuilder::default().force(true).build();
+            let removed = docker.remove_container(&name, Some(rm)).await;
+            match (stopped, removed) {
+                (_, Ok(())) => Ok(()),
+                (
+                    _,
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404, ..
+                    }),
+                ) => Ok(()),
+                (_, Err(e)) => Err(engine("remove container")(e)),
+            }
+        })
+    }
+
+    fn detach(&self) {
+        self.detached.store(true, Ordering::SeqCst);
+    }
+}
