@@ -54,35 +54,36 @@ fn isolated_env(cmd: &mut Command, root: &Path) {
         .stdin(Stdio::null());
 }
 
-/// Bare opencode: spawn → first healthy answer.
+/// Bare opencode: spawn → its ready line → first healthy answer. Probing only after the ready
+/// line is the fastest any supervisor can be (earlier requests hang, opencode-serve.md §1.3), so
+/// this is the physical floor.
 fn bare_opencode(bin: &Path, root: &Path) -> Duration {
     let port = free_port();
     let ws = root.join("ws-bare");
     std::fs::create_dir_all(&ws).unwrap();
     let mut cmd = Command::new(bin);
-    cmd.args([
-        "serve",
-        "--hostname",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-    ])
-    .current_dir(&ws)
-    .env("OPENCODE_SERVER_USERNAME", "bench")
-    .env("OPENCODE_SERVER_PASSWORD", "bench-password")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    cmd.args(["serve", "--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .current_dir(&ws)
+        .env("OPENCODE_SERVER_USERNAME", "bench")
+        .env("OPENCODE_SERVER_PASSWORD", "bench-password")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     isolated_env(&mut cmd, root);
     // base64("bench:bench-password")
     let auth = "YmVuY2g6YmVuY2gtcGFzc3dvcmQ=";
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    loop {
+        let line = lines.next().expect("opencode exited before its ready line").unwrap();
+        if line.starts_with("opencode server listening on ") {
+            break;
+        }
+    }
     while !healthy(port, auth) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "opencode never became healthy"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(start.elapsed() < Duration::from_secs(60), "opencode never became healthy");
+        std::thread::sleep(Duration::from_millis(10));
     }
     let took = start.elapsed();
     let _ = child.kill();
