@@ -8,7 +8,7 @@
 
 use crate::plan::RunPlan;
 use crate::sidecars::ResolvedSidecar;
-use crate::supervisor::ServiceSpec;
+use crate::supervisor::{Launch, ServiceSpec};
 use crate::supervisor::health::HealthCheck;
 use crate::supervisor::process::ProcessSpec;
 
@@ -115,13 +115,13 @@ pub fn opencode_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> Service
     ]);
     ServiceSpec {
         name: "opencode",
-        process: ProcessSpec {
+        launch: Launch::Process(ProcessSpec {
             program,
             args,
             env,
             env_remove: OPENWORK_SECRETS.iter().map(|s| s.to_string()).collect(),
             cwd: plan.workspace.clone(),
-        },
+        }),
         health: HealthCheck::Opencode {
             base_url: opencode_url(ports),
             username: c.opencode_username.clone(),
@@ -187,7 +187,7 @@ pub fn server_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> ServiceSp
     }
     ServiceSpec {
         name: "openwork-server",
-        process: ProcessSpec {
+        launch: Launch::Process(ProcessSpec {
             program,
             args,
             env,
@@ -196,7 +196,7 @@ pub fn server_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> ServiceSp
                 "OPENCODE_SERVER_PASSWORD".into(),
             ],
             cwd: plan.workspace.clone(),
-        },
+        }),
         health: HealthCheck::Http {
             url: format!("{}/health", openwork_local_url(ports)),
         },
@@ -238,13 +238,13 @@ pub fn router_spec(plan: &RunPlan, router: &ResolvedSidecar, ports: &Ports) -> S
     ]);
     ServiceSpec {
         name: "opencode-router",
-        process: ProcessSpec {
+        launch: Launch::Process(ProcessSpec {
             program,
             args,
             env,
             env_remove: OPENWORK_SECRETS.iter().map(|s| s.to_string()).collect(),
             cwd: plan.workspace.clone(),
-        },
+        }),
         health: HealthCheck::Http {
             url: format!("http://127.0.0.1:{}/health", ports.router_health),
         },
@@ -289,6 +289,13 @@ mod tests {
         }
     }
 
+    fn process_of(spec: &ServiceSpec) -> &ProcessSpec {
+        match &spec.launch {
+            Launch::Process(p) => p,
+            Launch::Sandbox { .. } => panic!("not a process"),
+        }
+    }
+
     const PORTS: Ports = Ports {
         opencode: 4100,
         openwork: 8787,
@@ -296,7 +303,10 @@ mod tests {
     };
 
     fn env<'a>(spec: &'a ServiceSpec, key: &str) -> Option<&'a str> {
-        spec.process
+        let Launch::Process(process) = &spec.launch else {
+            panic!("not a process")
+        };
+        process
             .env
             .iter()
             .find(|(k, _)| k == key)
@@ -312,7 +322,7 @@ mod tests {
         );
         let spec = opencode_spec(&p, &set(), &PORTS);
         assert_eq!(
-            spec.process.args,
+            process_of(&spec).args,
             [
                 "serve",
                 "--hostname",
@@ -328,11 +338,11 @@ mod tests {
         assert_eq!(env(&spec, "OPENCODE_SERVER_PASSWORD").unwrap().len(), 512);
         assert!(env(&spec, "OPENWORK_TOKEN").is_none());
         assert!(
-            spec.process
+            process_of(&spec)
                 .env_remove
                 .contains(&"OPENWORK_HOST_TOKEN".to_string())
         );
-        assert_eq!(spec.process.cwd, p.workspace);
+        assert_eq!(process_of(&spec).cwd, p.workspace);
     }
 
     #[test]
@@ -340,8 +350,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = plan(dir.path(), &["--approval", "auto", "--read-only"]);
         let spec = server_spec(&p, &set(), &PORTS);
-        assert_eq!(spec.process.args[0], "server");
-        let joined = spec.process.args.join(" ");
+        assert_eq!(process_of(&spec).args[0], "server");
+        let joined = process_of(&spec).args.join(" ");
         assert!(joined.contains("--approval auto --approval-timeout 30000 --read-only --cors *"));
         assert!(!joined.contains(&p.credentials.client_token));
         assert!(!joined.contains(&p.credentials.host_token));
@@ -359,7 +369,7 @@ mod tests {
         let s = set();
         let spec = router_spec(&p, s.router.as_ref().unwrap(), &PORTS);
         assert!(spec.required);
-        assert_eq!(&spec.process.args[..2], ["router", "serve"]);
+        assert_eq!(&process_of(&spec).args[..2], ["router", "serve"]);
         assert!(env(&spec, "OPENWORK_TOKEN").is_none());
         assert!(env(&spec, "OPENWORK_HOST_TOKEN").is_none());
         assert_eq!(env(&spec, "OPENCODE_ROUTER_HEALTH_PORT"), Some("4200"));

@@ -30,12 +30,33 @@ use process::{ExitInfo, OutputMode, ProcessSpec};
 pub struct ServiceSpec {
     /// Component name in logs (`opencode`, `openwork-server`, `opencode-router`).
     pub name: &'static str,
-    pub process: ProcessSpec,
+    pub launch: Launch,
     pub health: HealthCheck,
     /// Wait for opencode's `opencode server listening on …` line before probing (with a bound).
     pub ready_line: bool,
     /// Whether the run ends when this service gives up.
     pub required: bool,
+}
+
+/// How a service is run.
+#[derive(Clone)]
+pub enum Launch {
+    /// A host process (its own process group).
+    Process(ProcessSpec),
+    /// A sandbox container carried out by a backend.
+    Sandbox {
+        backend: Arc<dyn openwork_backends::SandboxBackend>,
+        plan: Box<openwork_backends::SandboxPlan>,
+    },
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Launch::Process(p) => p.fmt(f),
+            Launch::Sandbox { backend, plan } => write!(f, "Sandbox({}, {})", backend.name(), plan.name),
+        }
+    }
 }
 
 /// Restart policy: back-off doubles from `initial` up to `max`; after `max_restarts` consecutive
@@ -95,6 +116,8 @@ struct Running {
     spec: ServiceSpec,
     /// Process group (= pid of the leader) of the current process; 0 when none.
     pgid: Arc<AtomicU32>,
+    /// The running sandbox, for services launched in one.
+    sandbox: Arc<std::sync::Mutex<Option<Arc<dyn openwork_backends::SandboxHandle>>>>,
     stopping: Arc<AtomicBool>,
     exited: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
@@ -128,18 +151,21 @@ impl Supervisor {
         let pgid = Arc::new(AtomicU32::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let exited = Arc::new(Notify::new());
+        let sandbox = Arc::new(std::sync::Mutex::new(None));
         let task = tokio::spawn(run_service(
             spec.clone(),
             self.options.clone(),
             self.sink.clone(),
             self.tx.clone(),
             pgid.clone(),
+            sandbox.clone(),
             stopping.clone(),
             exited.clone(),
         ));
         self.services.push(Running {
             spec,
             pgid,
+            sandbox,
             stopping,
             exited,
             task,
@@ -234,6 +260,18 @@ impl Supervisor {
             .info(ORCHESTRATOR, "Shutting down", json!({ "children": names }));
         while let Some(service) = self.services.pop() {
             service.stopping.store(true, Ordering::SeqCst);
+            let handle = service.sandbox.lock().ok().and_then(|g| g.clone());
+            if let Some(handle) = handle {
+                let notified = service.exited.notified();
+                if let Err(e) = handle.stop(self.options.grace).await {
+                    self.sink.warn(
+                        service.spec.name,
+                        "Could not stop the sandbox",
+                        json!({ "container": handle.id(), "error": e.to_string() }),
+                    );
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), notified).await;
+            }
             let pgid = service.pgid.load(Ordering::SeqCst);
             if pgid != 0 {
                 let notified = service.exited.notified();
@@ -261,13 +299,121 @@ impl Supervisor {
     }
 }
 
-/// The life of one service: spawn, wait healthy, wait exit, restart with back-off.
+/// A started instance of a service: a host process group, or a sandbox container.
+enum Instance {
+    Process {
+        child: tokio::process::Child,
+        pid: u32,
+    },
+    Sandbox {
+        handle: Arc<dyn openwork_backends::SandboxHandle>,
+    },
+}
+
+impl Instance {
+    async fn wait(&mut self) -> ExitInfo {
+        match self {
+            Instance::Process { child, .. } => match child.wait().await {
+                Ok(status) => ExitInfo::from_status(status),
+                Err(_) => ExitInfo {
+                    code: None,
+                    signal: None,
+                },
+            },
+            Instance::Sandbox { handle } => {
+                let exit = handle.wait().await;
+                ExitInfo {
+                    code: Some(i32::try_from(exit.code).unwrap_or(1)),
+                    signal: None,
+                }
+            }
+        }
+    }
+
+    async fn kill(&self) {
+        match self {
+            Instance::Process { pid, .. } => {
+                process::signal_group(*pid, Signal::SIGKILL);
+            }
+            Instance::Sandbox { handle } => {
+                let _ = handle.stop(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Starts one instance of `spec` and wires its output into the log (signalling `ready` on
+/// opencode's ready line).
+async fn start_instance(
+    spec: &ServiceSpec,
+    options: &SupervisorOptions,
+    sink: &Arc<LogSink>,
+    ready: &Arc<Notify>,
+) -> Result<Instance, String> {
+    let name = spec.name;
+    match &spec.launch {
+        Launch::Process(process_spec) => {
+            let output = match &options.detach_dir {
+                Some(dir) => OutputMode::Detached {
+                    log_file: dir.join(format!("{name}.log")),
+                },
+                None => OutputMode::Piped,
+            };
+            let mut child = process::spawn(process_spec, &output)
+                .map_err(|e| format!("cannot start {}: {e}", process_spec.program))?;
+            let pid = child.id().unwrap_or(0);
+            if let Some(out) = child.stdout.take() {
+                tokio::spawn(pump_lines(
+                    out,
+                    sink.clone(),
+                    name,
+                    Stream::Stdout,
+                    pid,
+                    spec.ready_line.then(|| ready.clone()),
+                ));
+            }
+            if let Some(err) = child.stderr.take() {
+                tokio::spawn(pump_lines(err, sink.clone(), name, Stream::Stderr, pid, None));
+            }
+            Ok(Instance::Process { child, pid })
+        }
+        Launch::Sandbox { backend, plan } => {
+            let mut handle = backend.launch(plan).await.map_err(|e| e.to_string())?;
+            if let Some(mut logs) = handle.take_logs() {
+                let sink = sink.clone();
+                let ready = spec.ready_line.then(|| ready.clone());
+                tokio::spawn(async move {
+                    use futures_util::StreamExt;
+                    while let Some(line) = logs.next().await {
+                        if let Some(r) = &ready
+                            && line.text.starts_with("opencode server listening on ")
+                        {
+                            r.notify_one();
+                        }
+                        let stream = match line.stream {
+                            openwork_backends::LogStream::Stdout => Stream::Stdout,
+                            openwork_backends::LogStream::Stderr => Stream::Stderr,
+                        };
+                        sink.child_line(name, stream, None, &line.text);
+                    }
+                });
+            }
+            Ok(Instance::Sandbox {
+                handle: Arc::from(handle),
+            })
+        }
+    }
+}
+
+/// The life of one service: start, wait healthy, wait exit, restart with back-off.
+#[allow(clippy::too_many_arguments)]
 async fn run_service(
     spec: ServiceSpec,
     options: SupervisorOptions,
     sink: Arc<LogSink>,
     tx: mpsc::UnboundedSender<ServiceEvent>,
     pgid: Arc<AtomicU32>,
+    sandbox: Arc<std::sync::Mutex<Option<Arc<dyn openwork_backends::SandboxHandle>>>>,
     stopping: Arc<AtomicBool>,
     exited: Arc<Notify>,
 ) {
@@ -276,100 +422,89 @@ async fn run_service(
     let mut failures: u32 = 0;
     let mut delay = policy.initial;
     loop {
-        let output = match &options.detach_dir {
-            Some(dir) => OutputMode::Detached {
-                log_file: dir.join(format!("{name}.log")),
-            },
-            None => OutputMode::Piped,
-        };
-        let mut child = match process::spawn(&spec.process, &output) {
-            Ok(c) => c,
-            Err(e) => {
-                let reason = format!("cannot start {}: {e}", spec.process.program);
-                sink.error(name, "Process failed to start", json!({ "error": reason }));
+        let ready = Arc::new(Notify::new());
+        let mut instance = match start_instance(&spec, &options, &sink, &ready).await {
+            Ok(i) => i,
+            Err(reason) => {
+                sink.error(name, "Failed to start", json!({ "error": reason }));
                 let _ = tx.send(ServiceEvent::GaveUp { name, reason });
                 return;
             }
         };
-        let pid = child.id().unwrap_or(0);
-        pgid.store(pid, Ordering::SeqCst);
-        if let Some(w) = &options.watchdog {
-            w.watch(pid);
-        }
-        sink.info(name, "Process spawned", json!({ "pid": pid }));
+        let pid = match &instance {
+            Instance::Process { pid, .. } => {
+                pgid.store(*pid, Ordering::SeqCst);
+                if let Some(w) = &options.watchdog {
+                    w.watch(*pid);
+                }
+                sink.info(name, "Process spawned", json!({ "pid": pid }));
+                *pid
+            }
+            Instance::Sandbox { handle } => {
+                if let Ok(mut slot) = sandbox.lock() {
+                    *slot = Some(handle.clone());
+                }
+                sink.info(name, "Sandbox started", json!({ "container": handle.id() }));
+                0
+            }
+        };
         let _ = tx.send(ServiceEvent::Spawned { name, pid });
 
-        let ready = Arc::new(Notify::new());
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump_lines(
-                out,
-                sink.clone(),
-                name,
-                Stream::Stdout,
-                pid,
-                spec.ready_line.then(|| ready.clone()),
-            ));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump_lines(
-                err,
-                sink.clone(),
-                name,
-                Stream::Stderr,
-                pid,
-                None,
-            ));
-        }
-
         let started = tokio::time::Instant::now();
-        let health = wait_healthy(&spec, &options, &sink, &ready);
-        tokio::pin!(health);
         let mut healthy = false;
-        let status = tokio::select! {
-            result = &mut health => {
-                match result {
-                    Ok(()) => {
-                        healthy = true;
-                        sink.info(name, "Healthy", json!({ "url": spec.health.url() }));
-                        let _ = tx.send(ServiceEvent::Healthy { name });
-                        if options.detach_dir.is_some() {
-                            // Detached: the process is left alone from here on.
-                            return;
+        let exit = {
+            let health = wait_healthy(&spec, &options, &sink, &ready);
+            tokio::pin!(health);
+            let waited = {
+                let wait = instance.wait();
+                tokio::pin!(wait);
+                tokio::select! {
+                    result = &mut health => Err(result),
+                    exit = &mut wait => Ok(exit),
+                }
+            };
+            match waited {
+                Ok(exit) => exit,
+                Err(Ok(())) => {
+                    healthy = true;
+                    sink.info(name, "Healthy", json!({ "url": spec.health.url() }));
+                    let _ = tx.send(ServiceEvent::Healthy { name });
+                    if options.detach_dir.is_some() {
+                        // Detached: the process or container is left alone from here on.
+                        if let Instance::Sandbox { handle } = &instance {
+                            handle.detach();
                         }
-                        child.wait().await
+                        return;
                     }
-                    Err(reason) => {
-                        sink.error(name, "Did not become healthy", json!({ "reason": reason }));
-                        process::signal_group(pid, Signal::SIGKILL);
-                        child.wait().await
-                    }
+                    instance.wait().await
+                }
+                Err(Err(reason)) => {
+                    sink.error(name, "Did not become healthy", json!({ "reason": reason }));
+                    instance.kill().await;
+                    instance.wait().await
                 }
             }
-            status = child.wait() => status,
         };
         pgid.store(0, Ordering::SeqCst);
-        let exit = status.map(ExitInfo::from_status).unwrap_or(ExitInfo {
-            code: None,
-            signal: None,
-        });
-        // Anything left in the group (a grandchild) goes with its leader.
-        process::signal_group(pid, Signal::SIGKILL);
-        if let Some(w) = &options.watchdog {
-            w.forget(pid);
+        if pid != 0 {
+            // Anything left in the group (a grandchild) goes with its leader.
+            process::signal_group(pid, Signal::SIGKILL);
+            if let Some(w) = &options.watchdog {
+                w.forget(pid);
+            }
+        }
+        if let Ok(mut slot) = sandbox.lock() {
+            slot.take();
         }
         exited.notify_waiters();
         if stopping.load(Ordering::SeqCst) {
-            sink.info(
-                name,
-                "Process exited",
-                json!({ "status": exit.to_string() }),
-            );
+            sink.info(name, "Process exited", json!({ "status": exit.to_string() }));
             return;
         }
         sink.error(
             name,
             "Process exited unexpectedly",
-            json!({ "status": exit.to_string(), "pid": pid }),
+            json!({ "status": exit.to_string(), "pid": (pid != 0).then_some(pid) }),
         );
         let _ = tx.send(ServiceEvent::Exited { name, exit });
         if options.detach_dir.is_some() {
