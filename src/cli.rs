@@ -343,9 +343,27 @@ pub struct StartArgs {
           value_parser = clap::value_parser!(u32).range(0..=100))]
     pub max_restarts: u32,
 
-    /// Sandbox backend (only `none` is available in this build).
-    #[arg(long, env = "OPENWORK_SANDBOX", value_enum, default_value = "none")]
+    /// Run the agent in a container: none, auto (Apple container on Apple silicon, else Docker), docker, container.
+    #[arg(long, env = "OPENWORK_SANDBOX", value_enum, ignore_case = true, default_value = "none")]
     pub sandbox: SandboxArg,
+
+    /// Memory limit of the sandbox (e.g. 4g, 512m).
+    #[arg(long, env = "OPENWORK_SANDBOX_MEMORY", value_name = "SIZE", default_value = "4g")]
+    pub sandbox_memory: String,
+
+    /// CPU limit of the sandbox (e.g. 2, 0.5).
+    #[arg(long, env = "OPENWORK_SANDBOX_CPUS", value_name = "CPUS", default_value = "2")]
+    pub sandbox_cpus: f64,
+
+    /// Process limit of the sandbox.
+    #[arg(long, env = "OPENWORK_SANDBOX_PIDS_LIMIT", value_name = "N", default_value_t = 512,
+          value_parser = clap::value_parser!(i64).range(16..=1_000_000))]
+    pub sandbox_pids_limit: i64,
+
+    /// Do not copy opencode's provider credentials (auth.json, mcp-auth.json) into the sandbox.
+    #[arg(long, env = "OPENWORK_SANDBOX_NO_AUTH_COPY", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    pub no_sandbox_auth_copy: bool,
 
     /// Sandbox image (sandbox mode).
     #[arg(long, env = "OPENWORK_SANDBOX_IMAGE", value_name = "IMAGE")]

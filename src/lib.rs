@@ -13,6 +13,7 @@ pub mod output;
 pub mod plan;
 pub mod ports;
 pub mod run;
+pub mod sandbox;
 pub mod secrets;
 pub mod services;
 pub mod sidecars;

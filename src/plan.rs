@@ -70,8 +70,58 @@ pub enum PlanError {
     CheckEventsWithoutCheck,
     #[error("--detach and --check cannot be combined: a check stops the services it started")]
     DetachWithCheck,
+    #[error("--sandbox-mount: {0}")]
+    Mount(Box<openwork_allowlist::Error>),
+    #[error("--{flag} {value}: {reason}")]
+    BadValue {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("--{flag} needs --sandbox docker|container|auto")]
+    SandboxOnly { flag: &'static str },
     #[error("--run-id must be 1-128 printable characters without spaces, got {value:?}")]
     RunId { value: String },
+}
+
+/// Default sandbox image (built locally by `images/build.sh`; the tag is also in `images/IMAGE`).
+pub const DEFAULT_SANDBOX_IMAGE: &str = "openwork-sandbox:bookworm-1";
+
+/// Sandbox mode settings (`--sandbox` other than `none`).
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// `auto`, `docker` or `container`.
+    pub kind: SandboxArg,
+    pub image: String,
+    /// Host dir mounted at /persist.
+    pub persist_dir: Utf8PathBuf,
+    /// Validated extra mounts (real host paths).
+    pub mounts: Vec<openwork_backends::ExtraMount>,
+    pub limits: openwork_backends::Limits,
+    /// Copy opencode's auth.json/mcp-auth.json into the persist dir.
+    pub copy_auth: bool,
+}
+
+/// `ws_` + the first 12 hex characters of SHA-256 of the workspace path (openwork-server's id).
+pub fn workspace_id(path: &Utf8Path) -> String {
+    openwork_server::workspace::workspace_id(path)
+}
+
+/// Parses `4g`, `512m`, `1024k` or a byte count.
+pub fn parse_size(raw: &str) -> Option<i64> {
+    let t = raw.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1024_i64),
+        'm' => (&t[..t.len() - 1], 1024 * 1024),
+        'g' => (&t[..t.len() - 1], 1024 * 1024 * 1024),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    if !n.is_finite() || n <= 0.0 {
+        return None;
+    }
+    Some((n * mult as f64) as i64)
 }
 
 /// What the run prints after the services are ready.
@@ -161,6 +211,8 @@ pub struct RunPlan {
     pub sidecars: SidecarPlan,
     pub health_timeout: std::time::Duration,
     pub max_restarts: u32,
+    /// Sandbox mode; `None` runs opencode on the host.
+    pub sandbox: Option<SandboxSettings>,
     /// `serve`, or `start` with --no-tui (the dashboard is a later issue; `start` on a TTY says so).
     pub tui_requested: bool,
 }
@@ -234,6 +286,7 @@ impl RunPlan {
             None => default_data_dir()?,
         };
         let sidecars = sidecar_plan(args, &data_dir)?;
+        let sandbox = sandbox_settings(args, &workspace, &data_dir)?;
         let mode = if args.check {
             RunMode::Check {
                 events: args.check_events,
@@ -277,8 +330,17 @@ impl RunPlan {
             sidecars,
             health_timeout: std::time::Duration::from_secs(args.health_timeout),
             max_restarts: args.max_restarts,
+            sandbox,
             tui_requested,
         })
+    }
+
+    /// The directory opencode sees as the workspace: `/workspace` in a sandbox.
+    pub fn opencode_directory(&self) -> String {
+        match self.sandbox {
+            Some(_) => "/workspace".to_string(),
+            None => self.workspace.to_string(),
+        }
     }
 
     /// `<data-dir>/opencode-config`, opencode's `OPENCODE_CONFIG_DIR`.
@@ -295,27 +357,6 @@ impl RunPlan {
 /// Flags whose feature lands with a later issue: accepted by the parser, refused here with a
 /// message, never silently ignored.
 fn reject_unsupported(args: &StartArgs) -> Result<(), PlanError> {
-    if args.sandbox != SandboxArg::None {
-        return Err(PlanError::NotSupportedYet {
-            flag: "sandbox",
-            why: "only --sandbox none runs here for now",
-            hint: "Run without --sandbox (or with --sandbox none) for host mode.",
-        });
-    }
-    let sandbox_only: [(&'static str, bool); 3] = [
-        ("sandbox-image", args.sandbox_image.is_some()),
-        ("sandbox-persist-dir", args.sandbox_persist_dir.is_some()),
-        ("sandbox-mount", !args.sandbox_mount.is_empty()),
-    ];
-    for (flag, given) in sandbox_only {
-        if given {
-            return Err(PlanError::NotSupportedYet {
-                flag,
-                why: "sandbox mode is not available yet",
-                hint: "Remove the flag to run in host mode.",
-            });
-        }
-    }
     if args.opencode_hot_reload == Some(true) {
         return Err(PlanError::NotSupportedYet {
             flag: "opencode-hot-reload",
@@ -342,6 +383,93 @@ fn reject_unsupported(args: &StartArgs) -> Result<(), PlanError> {
         }
     }
     Ok(())
+}
+
+fn sandbox_settings(
+    args: &StartArgs,
+    workspace: &Utf8Path,
+    data_dir: &Utf8Path,
+) -> Result<Option<SandboxSettings>, PlanError> {
+    if args.sandbox == SandboxArg::None {
+        let sandbox_only: [(&'static str, bool); 3] = [
+            ("sandbox-image", args.sandbox_image.is_some()),
+            ("sandbox-persist-dir", args.sandbox_persist_dir.is_some()),
+            ("sandbox-mount", !args.sandbox_mount.is_empty()),
+        ];
+        for (flag, given) in sandbox_only {
+            if given {
+                return Err(PlanError::SandboxOnly { flag });
+            }
+        }
+        return Ok(None);
+    }
+    let memory_bytes = parse_size(&args.sandbox_memory)
+        .filter(|b| *b >= 64 * 1024 * 1024)
+        .ok_or_else(|| PlanError::BadValue {
+            flag: "sandbox-memory",
+            value: args.sandbox_memory.clone(),
+            reason: "use a size of at least 64m, e.g. 512m or 4g",
+        })?;
+    if !(args.sandbox_cpus.is_finite() && args.sandbox_cpus >= 0.1 && args.sandbox_cpus <= 1024.0) {
+        return Err(PlanError::BadValue {
+            flag: "sandbox-cpus",
+            value: args.sandbox_cpus.to_string(),
+            reason: "use a number of CPUs from 0.1 to 1024, e.g. 2",
+        });
+    }
+    let persist_dir = match &args.sandbox_persist_dir {
+        Some(p) => absolutize(p)?,
+        None => data_dir.join("sandbox").join(workspace_id(workspace)),
+    };
+    let home = std::env::var("HOME").map_err(|_| PlanError::NoHome)?;
+    let cwd = std::env::current_dir().map_err(|source| PlanError::WorkspaceUnreadable {
+        path: ".".into(),
+        source,
+    })?;
+    let specs = openwork_allowlist::parse_specs(&args.sandbox_mount)
+        .map_err(|e| PlanError::Mount(Box::new(e)))?;
+    let allowlist_file = openwork_allowlist::allowlist_path(
+        std::env::var_os(openwork_allowlist::ALLOWLIST_ENV)
+            .as_deref()
+            .map(std::path::Path::new),
+        std::path::Path::new(&home),
+        &cwd,
+    );
+    let host = openwork_allowlist::HostEnv::new(&home, &cwd)
+        .map_err(|e| PlanError::Mount(Box::new(e)))?
+        .protect(data_dir.as_std_path())
+        .protect(persist_dir.as_std_path());
+    let validated = openwork_allowlist::validate_with_file(&specs, &allowlist_file, &host)
+        .map_err(|e| PlanError::Mount(Box::new(e)))?;
+    let mut mounts = Vec::new();
+    for m in validated {
+        let host = Utf8PathBuf::from_path_buf(m.host_real_path).map_err(|p| PlanError::BadValue {
+            flag: "sandbox-mount",
+            value: p.display().to_string(),
+            reason: "host paths must be valid UTF-8",
+        })?;
+        mounts.push(openwork_backends::ExtraMount {
+            host,
+            container: m.container_path,
+            read_only: m.read_only,
+        });
+    }
+    Ok(Some(SandboxSettings {
+        kind: args.sandbox,
+        image: args
+            .sandbox_image
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SANDBOX_IMAGE.to_string()),
+        persist_dir,
+        mounts,
+        limits: openwork_backends::Limits {
+            memory_bytes,
+            nano_cpus: (args.sandbox_cpus * 1e9) as i64,
+            pids: args.sandbox_pids_limit,
+            ..openwork_backends::Limits::default()
+        },
+        copy_auth: !args.no_sandbox_auth_copy,
+    }))
 }
 
 fn resolve_workspace(arg: Option<&Utf8Path>) -> Result<Utf8PathBuf, PlanError> {
@@ -601,16 +729,42 @@ mod tests {
 
     #[test]
     fn later_features_say_not_supported_yet() {
-        for args in [
-            &["--sandbox", "docker"][..],
-            &["--sandbox-mount", "/tmp:x"][..],
-            &["--opencode-hot-reload"][..],
-        ] {
+        for args in [&["--opencode-hot-reload"][..]] {
             let err = plan(args).unwrap_err();
             assert!(err.to_string().contains("not supported yet"), "{err}");
         }
         // Turning hot reload off is what this build does anyway.
         plan(&["--no-opencode-hot-reload"]).unwrap();
+    }
+
+    #[test]
+    fn sandbox_flags_need_a_sandbox_and_valid_values() {
+        assert!(matches!(
+            plan(&["--sandbox-mount", "/tmp:x"]).unwrap_err(),
+            PlanError::SandboxOnly { flag: "sandbox-mount" }
+        ));
+        let err = plan(&["--sandbox", "docker", "--sandbox-memory", "lots"]).unwrap_err();
+        assert!(err.to_string().contains("lots"), "{err}");
+        let p = plan(&["--sandbox", "docker", "--sandbox-memory", "512m"]).unwrap();
+        let sb = p.sandbox.clone().unwrap();
+        assert_eq!(sb.limits.memory_bytes, 512 * 1024 * 1024);
+        assert_eq!(sb.image, DEFAULT_SANDBOX_IMAGE);
+        assert_eq!(p.opencode_directory(), "/workspace");
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4g"), Some(4 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("1.5k"), Some(1536));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("-1g"), None);
+        assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn default_image_matches_images_dir() {
+        let tag = include_str!("../images/IMAGE").trim().to_string();
+        assert_eq!(tag, DEFAULT_SANDBOX_IMAGE);
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
                 opencode_url: ready.opencode_url(),
                 opencode_username: plan.credentials.opencode_username.clone(),
                 opencode_password: plan.credentials.opencode_password.clone(),
-                workspace: plan.workspace.to_string(),
+                workspace: plan.opencode_directory(),
             };
             let result = tokio::select! {
                 r = run_checks(&target, events) => r.map_err(anyhow::Error::from),
@@ -201,9 +201,11 @@ async fn start_all(
         create_private_dir(&plan.run_dir())?;
     }
 
-    supervisor
-        .start(opencode_spec(plan, &sidecars, &ports))
-        .await?;
+    let opencode = match &plan.sandbox {
+        None => opencode_spec(plan, &sidecars, &ports),
+        Some(sb) => crate::sandbox::opencode_service(plan, sb, &sidecars, &ports, sink).await?,
+    };
+    supervisor.start(opencode).await?;
     supervisor
         .start(server_spec(plan, &sidecars, &ports))
         .await?;

@@ -132,6 +132,126 @@ pub fn opencode_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> Service
     }
 }
 
+/// Paths inside the sandbox container.
+const SANDBOX_HOME: &str = "/persist";
+
+/// The sandbox plan for opencode: the container runs our init, then `opencode serve` on all
+/// interfaces of the container (published on 127.0.0.1 of the host only). The environment holds
+/// opencode's own credentials and settings, never an OpenWork token.
+pub fn sandbox_plan(
+    plan: &RunPlan,
+    sandbox: &crate::plan::SandboxSettings,
+    opencode_bin: &camino::Utf8Path,
+    openwork_exe: &camino::Utf8Path,
+    ports: &Ports,
+    user: String,
+) -> openwork_backends::SandboxPlan {
+    use openwork_backends::docker::spec::{OPENCODE_DIR, OPENWORK_EXE};
+    let opencode_file = opencode_bin.file_name().unwrap_or("opencode");
+    let mut command = vec![
+        OPENWORK_EXE.to_string(),
+        "__init".into(),
+        "--".into(),
+        format!("{OPENCODE_DIR}/{opencode_file}"),
+        "serve".into(),
+        "--hostname".into(),
+        "0.0.0.0".into(),
+        "--port".into(),
+        openwork_backends::CONTAINER_OPENCODE_PORT.to_string(),
+    ];
+    if let Some(level) = plan.opencode_log_level {
+        command.push("--log-level".into());
+        command.push(format!("{level:?}").to_uppercase());
+    }
+    for origin in &plan.cors {
+        command.push("--cors".into());
+        command.push(origin.clone());
+    }
+    let c = &plan.credentials;
+    let mut env: Vec<(String, String)> = vec![
+        ("HOME".into(), SANDBOX_HOME.into()),
+        ("XDG_CONFIG_HOME".into(), format!("{SANDBOX_HOME}/.config")),
+        ("XDG_DATA_HOME".into(), format!("{SANDBOX_HOME}/.local/share")),
+        ("XDG_CACHE_HOME".into(), format!("{SANDBOX_HOME}/.cache")),
+        ("XDG_STATE_HOME".into(), format!("{SANDBOX_HOME}/.local/state")),
+        // opencode (Bun) unpacks a shared library into its temp dir and loads it: keep that
+        // off the noexec-able /tmp tmpfs.
+        ("TMPDIR".into(), format!("{SANDBOX_HOME}/.tmp")),
+        ("BUN_TMPDIR".into(), format!("{SANDBOX_HOME}/.tmp")),
+        ("OPENCODE_CLIENT".into(), "openwork-orchestrator".into()),
+        ("OPENCODE_SERVER_USERNAME".into(), c.opencode_username.clone()),
+        ("OPENCODE_SERVER_PASSWORD".into(), c.opencode_password.clone()),
+        ("OPENWORK".into(), "1".into()),
+        ("OPENWORK_RUN_ID".into(), plan.run_id.clone()),
+        ("OPENWORK_SANDBOX_ENABLED".into(), "1".into()),
+    ];
+    // The person's own opencode switches (e.g. OPENCODE_DISABLE_MODELS_FETCH) and npm registry
+    // apply inside too; opencode's credentials are ours, set above.
+    for (k, v) in std::env::vars() {
+        let passthrough = (k.starts_with("OPENCODE_")
+            && !matches!(
+                k.as_str(),
+                "OPENCODE_SERVER_USERNAME" | "OPENCODE_SERVER_PASSWORD" | "OPENCODE_CONFIG_DIR"
+            ))
+            || k == "npm_config_registry";
+        if passthrough {
+            env.push((k, v));
+        }
+    }
+    let workspace_id = crate::plan::workspace_id(&plan.workspace);
+    openwork_backends::SandboxPlan {
+        run_id: plan.run_id.clone(),
+        name: openwork_backends::container_name(&plan.run_id),
+        image: sandbox.image.clone(),
+        workspace: plan.workspace.clone(),
+        persist_dir: sandbox.persist_dir.clone(),
+        opencode_dir: opencode_bin
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default(),
+        openwork_exe: openwork_exe.to_path_buf(),
+        extra_mounts: sandbox.mounts.clone(),
+        user,
+        limits: sandbox.limits,
+        host_port: ports.opencode,
+        env,
+        command,
+        labels: openwork_backends::labels(
+            &plan.run_id,
+            &workspace_id,
+            std::process::id(),
+            &openwork_backends::boot_id(),
+            plan.mode == crate::plan::RunMode::Detach,
+        ),
+        detach: plan.mode == crate::plan::RunMode::Detach,
+        workspace_id,
+    }
+}
+
+/// opencode as a sandboxed service.
+pub fn sandbox_opencode_spec(
+    plan: &RunPlan,
+    backend: std::sync::Arc<dyn openwork_backends::SandboxBackend>,
+    sandbox_plan: openwork_backends::SandboxPlan,
+    ports: &Ports,
+) -> ServiceSpec {
+    let c = &plan.credentials;
+    ServiceSpec {
+        name: "opencode",
+        launch: Launch::Sandbox {
+            backend,
+            plan: Box::new(sandbox_plan),
+        },
+        health: HealthCheck::Opencode {
+            base_url: opencode_url(ports),
+            username: c.opencode_username.clone(),
+            password: c.opencode_password.clone(),
+        },
+        ready_line: true,
+        required: true,
+    }
+}
+
 /// openwork-server with the original's flags; tokens and opencode credentials only in env.
 pub fn server_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> ServiceSpec {
     let mut args = vec![
@@ -155,7 +275,7 @@ pub fn server_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> ServiceSp
         "--opencode-base-url".into(),
         opencode_url(ports),
         "--opencode-directory".into(),
-        plan.workspace.to_string(),
+        plan.opencode_directory(),
         "--log-format".into(),
         plan.log_format.as_str().into(),
     ]);
@@ -218,7 +338,7 @@ pub fn router_spec(plan: &RunPlan, router: &ResolvedSidecar, ports: &Ports) -> S
     let mut env = common_env(plan, "opencode-router");
     env.extend([
         ("OPENCODE_URL".into(), opencode_url(ports)),
-        ("OPENCODE_DIRECTORY".into(), plan.workspace.to_string()),
+        ("OPENCODE_DIRECTORY".into(), plan.opencode_directory()),
         (
             "OPENCODE_ROUTER_HEALTH_PORT".into(),
             ports.router_health.to_string(),

@@ -24,7 +24,10 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
-pub use plan::{CONTAINER_OPENCODE_PORT, ExtraMount, Limits, SandboxPlan, container_name, labels};
+pub use plan::{
+    CONTAINER_OPENCODE_PORT, ExtraMount, Limits, SandboxPlan, boot_id, container_name, label,
+    labels,
+};
 
 /// Which pipe of the sandbox a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

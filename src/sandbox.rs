@@ -1,0 +1,134 @@
+//! Sandbox mode in the orchestrator: picks the backend (`--sandbox auto|docker|container`),
+//! removes orphans of killed runs, checks the binaries that enter the container, prepares the
+//! persist dir, and turns the run plan into opencode's sandboxed service.
+//!
+//! `auto` never falls back to an unsandboxed run: when no engine is usable it is an error that
+//! names the options (the original silently ran on the host).
+
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use camino::Utf8PathBuf;
+use serde_json::json;
+
+use openwork_backends::docker::{DockerBackend, EngineProbe};
+use openwork_backends::elf::{Arch, check_linux_executable};
+use openwork_backends::{SandboxBackend, persist};
+
+use crate::cli::SandboxArg;
+use crate::logs::{LogSink, ORCHESTRATOR};
+use crate::plan::{RunPlan, SandboxSettings};
+use crate::services::{Ports, SidecarSet, sandbox_opencode_spec, sandbox_plan};
+use crate::supervisor::ServiceSpec;
+
+/// How to build the default image (shown when it is missing).
+pub const IMAGE_BUILD_HINT: &str =
+    "images/build.sh (in the openwork repository; needs debootstrap and a Docker engine)";
+
+fn apple_silicon_mac() -> bool {
+    cfg!(all(target_os = "macos", target_arch = "aarch64"))
+}
+
+/// Picks and connects the backend for `kind`.
+pub async fn select_backend(kind: SandboxArg) -> anyhow::Result<Arc<dyn SandboxBackend>> {
+    match kind {
+        SandboxArg::Docker => Ok(Arc::new(
+            DockerBackend::connect(IMAGE_BUILD_HINT)
+                .await
+                .context("--sandbox docker")?,
+        )),
+        SandboxArg::Container => Err(container_unavailable()),
+        SandboxArg::Auto => {
+            let (probe, _) = openwork_backends::docker::probe().await;
+            if let EngineProbe::Reachable { .. } = probe {
+                return Ok(Arc::new(DockerBackend::connect(IMAGE_BUILD_HINT).await?));
+            }
+            Err(anyhow!(
+                "--sandbox auto found no usable container engine.\n  Docker: {probe}\n  Apple container: {}\nInstall and start one of them, choose one with --sandbox docker|container, or run without a sandbox with --sandbox none.",
+                if apple_silicon_mac() {
+                    "not supported by this build yet"
+                } else {
+                    "only available on macOS with Apple silicon"
+                }
+            ))
+        }
+        SandboxArg::None => Err(anyhow!("no sandbox requested")),
+    }
+}
+
+fn container_unavailable() -> anyhow::Error {
+    if apple_silicon_mac() {
+        anyhow!(
+            "--sandbox container is not supported by this build yet; use --sandbox docker (Docker Desktop) or --sandbox none"
+        )
+    } else {
+        anyhow!(
+            "--sandbox container needs Apple's `container` CLI, which runs only on macOS with Apple silicon; use --sandbox docker or --sandbox none"
+        )
+    }
+}
+
+/// Prepares everything the container needs and returns opencode's sandboxed service.
+pub async fn opencode_service(
+    plan: &RunPlan,
+    sb: &SandboxSettings,
+    sidecars: &SidecarSet,
+    ports: &Ports,
+    sink: &LogSink,
+) -> anyhow::Result<ServiceSpec> {
+    let backend = select_backend(sb.kind).await?;
+    match backend.remove_orphans().await {
+        Ok(removed) if !removed.is_empty() => sink.warn(
+            ORCHESTRATOR,
+            "Removed sandbox containers left behind by a killed run",
+            json!({ "containers": removed }),
+        ),
+        Ok(_) => {}
+        Err(e) => sink.warn(
+            ORCHESTRATOR,
+            "Could not look for orphaned sandbox containers",
+            json!({ "error": e.to_string() }),
+        ),
+    }
+    let arch = Arch::host().ok_or_else(|| anyhow!("sandbox mode needs an x86_64 or aarch64 host"))?;
+    if !cfg!(target_os = "linux") {
+        return Err(anyhow!(
+            "sandbox mode on this host needs Linux sidecars from the manifest, which this build does not fetch yet; use --sandbox none"
+        ));
+    }
+    check_linux_executable(&sidecars.opencode.path, arch)
+        .context("the opencode binary cannot run in the Linux sandbox")?;
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let exe = Utf8PathBuf::from_path_buf(exe)
+        .map_err(|p| anyhow!("this executable's path is not UTF-8: {}", p.display()))?;
+    check_linux_executable(&exe, arch).context("this openwork executable cannot run in the sandbox")?;
+
+    let host_data = if sb.copy_auth {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let xdg = std::env::var("XDG_DATA_HOME").ok();
+        Some(persist::host_opencode_data_dir(
+            xdg.as_deref(),
+            camino::Utf8Path::new(&home),
+        ))
+    } else {
+        None
+    };
+    let prepared = persist::prepare(&sb.persist_dir, host_data.as_deref())?;
+    sink.info(
+        ORCHESTRATOR,
+        "Sandbox persist dir ready",
+        json!({ "path": sb.persist_dir, "credentialsCopied": prepared.copied }),
+    );
+    let user = format!(
+        "{}:{}",
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw()
+    );
+    let splan = sandbox_plan(plan, sb, &sidecars.opencode.path, &exe, ports, user);
+    sink.info(
+        ORCHESTRATOR,
+        "Starting sandbox",
+        json!({ "backend": backend.name(), "container": splan.name, "image": splan.image }),
+    );
+    Ok(sandbox_opencode_spec(plan, backend, splan, ports))
+}
