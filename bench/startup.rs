@@ -62,12 +62,18 @@ fn bare_opencode(bin: &Path, root: &Path) -> Duration {
     let ws = root.join("ws-bare");
     std::fs::create_dir_all(&ws).unwrap();
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--hostname", "127.0.0.1", "--port", &port.to_string()])
-        .current_dir(&ws)
-        .env("OPENCODE_SERVER_USERNAME", "bench")
-        .env("OPENCODE_SERVER_PASSWORD", "bench-password")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "serve",
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ])
+    .current_dir(&ws)
+    .env("OPENCODE_SERVER_USERNAME", "bench")
+    .env("OPENCODE_SERVER_PASSWORD", "bench-password")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     isolated_env(&mut cmd, root);
     // base64("bench:bench-password")
     let auth = "YmVuY2g6YmVuY2gtcGFzc3dvcmQ=";
@@ -76,13 +82,19 @@ fn bare_opencode(bin: &Path, root: &Path) -> Duration {
     let out = child.stdout.take().unwrap();
     let mut lines = BufReader::new(out).lines();
     loop {
-        let line = lines.next().expect("opencode exited before its ready line").unwrap();
+        let line = lines
+            .next()
+            .expect("opencode exited before its ready line")
+            .unwrap();
         if line.starts_with("opencode server listening on ") {
             break;
         }
     }
     while !healthy(port, auth) {
-        assert!(start.elapsed() < Duration::from_secs(60), "opencode never became healthy");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "opencode never became healthy"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = start.elapsed();

@@ -344,15 +344,31 @@ pub struct StartArgs {
     pub max_restarts: u32,
 
     /// Run the agent in a container: none, auto (Apple container on Apple silicon, else Docker), docker, container.
-    #[arg(long, env = "OPENWORK_SANDBOX", value_enum, ignore_case = true, default_value = "none")]
+    #[arg(
+        long,
+        env = "OPENWORK_SANDBOX",
+        value_enum,
+        ignore_case = true,
+        default_value = "none"
+    )]
     pub sandbox: SandboxArg,
 
     /// Memory limit of the sandbox (e.g. 4g, 512m).
-    #[arg(long, env = "OPENWORK_SANDBOX_MEMORY", value_name = "SIZE", default_value = "4g")]
+    #[arg(
+        long,
+        env = "OPENWORK_SANDBOX_MEMORY",
+        value_name = "SIZE",
+        default_value = "4g"
+    )]
     pub sandbox_memory: String,
 
     /// CPU limit of the sandbox (e.g. 2, 0.5).
-    #[arg(long, env = "OPENWORK_SANDBOX_CPUS", value_name = "CPUS", default_value = "2")]
+    #[arg(
+        long,
+        env = "OPENWORK_SANDBOX_CPUS",
+        value_name = "CPUS",
+        default_value = "2"
+    )]
     pub sandbox_cpus: f64,
 
     /// Process limit of the sandbox.

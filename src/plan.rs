@@ -443,11 +443,12 @@ fn sandbox_settings(
         .map_err(|e| PlanError::Mount(Box::new(e)))?;
     let mut mounts = Vec::new();
     for m in validated {
-        let host = Utf8PathBuf::from_path_buf(m.host_real_path).map_err(|p| PlanError::BadValue {
-            flag: "sandbox-mount",
-            value: p.display().to_string(),
-            reason: "host paths must be valid UTF-8",
-        })?;
+        let host =
+            Utf8PathBuf::from_path_buf(m.host_real_path).map_err(|p| PlanError::BadValue {
+                flag: "sandbox-mount",
+                value: p.display().to_string(),
+                reason: "host paths must be valid UTF-8",
+            })?;
         mounts.push(openwork_backends::ExtraMount {
             host,
             container: m.container_path,
@@ -741,7 +742,9 @@ mod tests {
     fn sandbox_flags_need_a_sandbox_and_valid_values() {
         assert!(matches!(
             plan(&["--sandbox-mount", "/tmp:x"]).unwrap_err(),
-            PlanError::SandboxOnly { flag: "sandbox-mount" }
+            PlanError::SandboxOnly {
+                flag: "sandbox-mount"
+            }
         ));
         let err = plan(&["--sandbox", "docker", "--sandbox-memory", "lots"]).unwrap_err();
         assert!(err.to_string().contains("lots"), "{err}");

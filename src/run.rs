@@ -193,6 +193,11 @@ async fn start_all(
     sink: &Arc<LogSink>,
     supervisor: &mut Supervisor,
 ) -> anyhow::Result<(SidecarSet, Ports, bool, Verified)> {
+    // A sandbox run checks its engine first: no download before we know it can run.
+    let backend = match &plan.sandbox {
+        Some(sb) => Some(crate::sandbox::select_backend(sb.kind).await?),
+        None => None,
+    };
     let sidecars = resolve_sidecars(plan, sink).await?;
     let ports = choose_ports(plan, sink)?;
     std::fs::create_dir_all(plan.opencode_config_dir())
@@ -201,9 +206,11 @@ async fn start_all(
         create_private_dir(&plan.run_dir())?;
     }
 
-    let opencode = match &plan.sandbox {
-        None => opencode_spec(plan, &sidecars, &ports),
-        Some(sb) => crate::sandbox::opencode_service(plan, sb, &sidecars, &ports, sink).await?,
+    let opencode = match (&plan.sandbox, backend) {
+        (Some(sb), Some(backend)) => {
+            crate::sandbox::opencode_service(plan, sb, backend, &sidecars, &ports, sink).await?
+        }
+        _ => opencode_spec(plan, &sidecars, &ports),
     };
     supervisor.start(opencode).await?;
     supervisor

@@ -72,11 +72,11 @@ fn container_unavailable() -> anyhow::Error {
 pub async fn opencode_service(
     plan: &RunPlan,
     sb: &SandboxSettings,
+    backend: Arc<dyn SandboxBackend>,
     sidecars: &SidecarSet,
     ports: &Ports,
     sink: &LogSink,
 ) -> anyhow::Result<ServiceSpec> {
-    let backend = select_backend(sb.kind).await?;
     match backend.remove_orphans().await {
         Ok(removed) if !removed.is_empty() => sink.warn(
             ORCHESTRATOR,
@@ -90,7 +90,8 @@ pub async fn opencode_service(
             json!({ "error": e.to_string() }),
         ),
     }
-    let arch = Arch::host().ok_or_else(|| anyhow!("sandbox mode needs an x86_64 or aarch64 host"))?;
+    let arch =
+        Arch::host().ok_or_else(|| anyhow!("sandbox mode needs an x86_64 or aarch64 host"))?;
     if !cfg!(target_os = "linux") {
         return Err(anyhow!(
             "sandbox mode on this host needs Linux sidecars from the manifest, which this build does not fetch yet; use --sandbox none"
@@ -101,7 +102,8 @@ pub async fn opencode_service(
     let exe = std::env::current_exe().context("locating this executable")?;
     let exe = Utf8PathBuf::from_path_buf(exe)
         .map_err(|p| anyhow!("this executable's path is not UTF-8: {}", p.display()))?;
-    check_linux_executable(&exe, arch).context("this openwork executable cannot run in the sandbox")?;
+    check_linux_executable(&exe, arch)
+        .context("this openwork executable cannot run in the sandbox")?;
 
     let host_data = if sb.copy_auth {
         let home = std::env::var("HOME").unwrap_or_default();

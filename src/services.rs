@@ -8,9 +8,9 @@
 
 use crate::plan::RunPlan;
 use crate::sidecars::ResolvedSidecar;
-use crate::supervisor::{Launch, ServiceSpec};
 use crate::supervisor::health::HealthCheck;
 use crate::supervisor::process::ProcessSpec;
+use crate::supervisor::{Launch, ServiceSpec};
 
 /// The three binaries of a run.
 #[derive(Debug, Clone)]
@@ -171,16 +171,28 @@ pub fn sandbox_plan(
     let mut env: Vec<(String, String)> = vec![
         ("HOME".into(), SANDBOX_HOME.into()),
         ("XDG_CONFIG_HOME".into(), format!("{SANDBOX_HOME}/.config")),
-        ("XDG_DATA_HOME".into(), format!("{SANDBOX_HOME}/.local/share")),
+        (
+            "XDG_DATA_HOME".into(),
+            format!("{SANDBOX_HOME}/.local/share"),
+        ),
         ("XDG_CACHE_HOME".into(), format!("{SANDBOX_HOME}/.cache")),
-        ("XDG_STATE_HOME".into(), format!("{SANDBOX_HOME}/.local/state")),
+        (
+            "XDG_STATE_HOME".into(),
+            format!("{SANDBOX_HOME}/.local/state"),
+        ),
         // opencode (Bun) unpacks a shared library into its temp dir and loads it: keep that
         // off the noexec-able /tmp tmpfs.
         ("TMPDIR".into(), format!("{SANDBOX_HOME}/.tmp")),
         ("BUN_TMPDIR".into(), format!("{SANDBOX_HOME}/.tmp")),
         ("OPENCODE_CLIENT".into(), "openwork-orchestrator".into()),
-        ("OPENCODE_SERVER_USERNAME".into(), c.opencode_username.clone()),
-        ("OPENCODE_SERVER_PASSWORD".into(), c.opencode_password.clone()),
+        (
+            "OPENCODE_SERVER_USERNAME".into(),
+            c.opencode_username.clone(),
+        ),
+        (
+            "OPENCODE_SERVER_PASSWORD".into(),
+            c.opencode_password.clone(),
+        ),
         ("OPENWORK".into(), "1".into()),
         ("OPENWORK_RUN_ID".into(), plan.run_id.clone()),
         ("OPENWORK_SANDBOX_ENABLED".into(), "1".into()),

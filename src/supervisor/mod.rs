@@ -54,7 +54,9 @@ impl std::fmt::Debug for Launch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Launch::Process(p) => p.fmt(f),
-            Launch::Sandbox { backend, plan } => write!(f, "Sandbox({}, {})", backend.name(), plan.name),
+            Launch::Sandbox { backend, plan } => {
+                write!(f, "Sandbox({}, {})", backend.name(), plan.name)
+            }
         }
     }
 }
@@ -373,7 +375,14 @@ async fn start_instance(
                 ));
             }
             if let Some(err) = child.stderr.take() {
-                tokio::spawn(pump_lines(err, sink.clone(), name, Stream::Stderr, pid, None));
+                tokio::spawn(pump_lines(
+                    err,
+                    sink.clone(),
+                    name,
+                    Stream::Stderr,
+                    pid,
+                    None,
+                ));
             }
             Ok(Instance::Process { child, pid })
         }
@@ -498,7 +507,11 @@ async fn run_service(
         }
         exited.notify_waiters();
         if stopping.load(Ordering::SeqCst) {
-            sink.info(name, "Process exited", json!({ "status": exit.to_string() }));
+            sink.info(
+                name,
+                "Process exited",
+                json!({ "status": exit.to_string() }),
+            );
             return;
         }
         sink.error(

@@ -1,0 +1,329 @@
+//! Sandbox mode against the REAL Docker engine (started by scripts/test.sh) with the real opencode
+//! inside the locally built image (`images/build.sh`). Containers are found by the run id we
+//! give each test and removed by a guard even when a test fails.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Running, TestEnv};
+use openwork_backends::docker::DockerBackend;
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Removes a test's container whatever happens.
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
+fn docker() -> DockerBackend {
+    rt().block_on(DockerBackend::connect("images/build.sh"))
+        .expect("the Docker engine must be running (scripts/test.sh starts it)")
+}
+
+fn sandbox_args<'a>(
+    env: &'a TestEnv,
+    ws: &'a str,
+    run_id: &'a str,
+    extra: &[&'a str],
+) -> Vec<String> {
+    let oc = common::opencode_bin();
+    let mut v: Vec<String> = [
+        "serve",
+        "--workspace",
+        ws,
+        "--sandbox",
+        "docker",
+        "--run-id",
+        run_id,
+        "--allow-external",
+        "--opencode-bin",
+        oc.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    let _ = env;
+    v
+}
+
+fn cmd(env: &TestEnv, args: &[String]) -> std::process::Command {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.openwork(&refs)
+}
+
+fn exec(container: &str, script: &str) -> (i32, String) {
+    let out = std::process::Command::new("docker")
+        .args(["exec", container, "sh", "-c", script])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn sandboxed_check_events_passes_with_real_opencode_inside() {
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let _guard = ContainerGuard("openwork-sbx-check".into());
+    let args = sandbox_args(
+        &env,
+        ws.to_str().unwrap(),
+        "sbx-check",
+        &["--check", "--check-events"],
+    );
+    let out = cmd(&env, &args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Checks: ok"), "{stdout}");
+    assert!(stdout.contains("Starting sandbox"), "{stdout}");
+    // Stopped and removed afterwards.
+    let ps = std::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", "name=openwork-sbx-check", "-q"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty());
+}
+
+#[test]
+fn running_sandbox_is_hardened_and_holds_no_control_secrets() {
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    // An allow-listed read-only extra mount.
+    let data_root = env.path("datasets");
+    std::fs::create_dir_all(data_root.join("set1")).unwrap();
+    std::fs::write(data_root.join("set1/readme.txt"), "data").unwrap();
+    let allowlist = env.path("allowlist.json");
+    std::fs::write(
+        &allowlist,
+        format!(
+            r#"{{"allowedRoots":[{{"path":"{}","allowReadWrite":false}}],"blockedPatterns":[]}}"#,
+            data_root.display()
+        ),
+    )
+    .unwrap();
+    let mount = format!("{}:set1:ro", data_root.join("set1").display());
+    let name = "openwork-sbx-hard";
+    let _guard = ContainerGuard(name.into());
+    let client_token = "client-token-must-not-leak-0123456789";
+    let host_token = "host-token-must-not-leak-0123456789";
+    let args = sandbox_args(
+        &env,
+        ws.to_str().unwrap(),
+        "sbx-hard",
+        &[
+            "--sandbox-mount",
+            &mount,
+            "--openwork-token",
+            client_token,
+            "--openwork-host-token",
+            host_token,
+        ],
+    );
+    let mut c = cmd(&env, &args);
+    c.env("OPENWORK_SANDBOX_MOUNT_ALLOWLIST", &allowlist);
+    let mut run = Running::spawn(c);
+    run.wait_for("OpenWork orchestrator running", LONG);
+
+    // Every hardening setting, as the engine reports it.
+    let backend = docker();
+    let inspect = rt()
+        .block_on(backend.client().inspect_container(name, None))
+        .unwrap();
+    let hc = inspect.host_config.clone().unwrap();
+    let uid = unsafe { libc::getuid() };
+    let gid = unsafe { libc::getgid() };
+    assert_eq!(
+        inspect.config.as_ref().unwrap().user.as_deref(),
+        Some(format!("{uid}:{gid}").as_str())
+    );
+    assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
+    assert!(
+        hc.security_opt
+            .unwrap()
+            .contains(&"no-new-privileges".to_string())
+    );
+    assert_eq!(hc.readonly_rootfs, Some(true));
+    assert_eq!(hc.privileged, Some(false));
+    assert_eq!(hc.pids_limit, Some(512));
+    assert!(hc.memory.unwrap() > 0);
+    assert!(hc.nano_cpus.unwrap() > 0);
+    assert!(hc.tmpfs.unwrap().contains_key("/tmp"));
+    for bindings in hc.port_bindings.unwrap().values().flatten() {
+        for b in bindings {
+            assert_eq!(b.host_ip.as_deref(), Some("127.0.0.1"));
+        }
+    }
+    let labels: HashMap<String, String> = inspect.config.unwrap().labels.unwrap();
+    assert_eq!(labels["org.openwork.run-id"], "sbx-hard");
+    let mounts: Vec<String> = inspect
+        .mounts
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.destination)
+        .collect();
+    assert!(
+        !mounts.iter().any(|m| m.contains("docker.sock")),
+        "{mounts:?}"
+    );
+    // PID 1 is our init, opencode runs under it.
+    let (_, pid1) = exec(name, "cat /proc/1/cmdline | tr '\\0' ' '");
+    assert!(pid1.contains("__init"), "{pid1}");
+
+    // No control secret anywhere the agent can look.
+    let (_, env_dump) = exec(
+        name,
+        "for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do cat $f 2>/dev/null | tr '\\0' '\\n'; done; \
+         grep -r -s -l -e client-token-must-not -e host-token-must-not /persist /workspace /tmp /etc /home /root 2>/dev/null; true",
+    );
+    assert!(
+        !env_dump.contains(client_token),
+        "client token visible in the sandbox"
+    );
+    assert!(
+        !env_dump.contains(host_token),
+        "host token visible in the sandbox"
+    );
+    assert!(!env_dump.contains("OPENWORK_TOKEN="), "{env_dump}");
+    let (code, _) = exec(
+        name,
+        "test -e /var/run/docker.sock || test -e /run/docker.sock",
+    );
+    assert_ne!(code, 0, "the engine socket is visible in the sandbox");
+
+    // The read-only extra mount cannot be written; the workspace can, with the host's owner.
+    let (code, out) = exec(
+        name,
+        "cat /workspace/extra/set1/readme.txt && touch /workspace/extra/set1/x",
+    );
+    assert!(out.contains("data"), "{out}");
+    assert_ne!(code, 0, "wrote into a read-only extra mount: {out}");
+    let (code, out) = exec(name, "echo hi > /workspace/agent-file && touch /etc/evil");
+    assert_ne!(code, 0, "wrote into the read-only root filesystem: {out}");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(ws.join("agent-file")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.wait_exit(LONG), Some(0), "{}", run.output());
+}
+
+#[test]
+fn orphan_of_a_killed_run_is_removed_by_the_next_run() {
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let orphan = "openwork-sbx-orphan";
+    let _g1 = ContainerGuard(orphan.into());
+    let _g2 = ContainerGuard("openwork-sbx-next".into());
+    let args = sandbox_args(
+        &env,
+        ws.to_str().unwrap(),
+        "sbx-orphan",
+        &["--no-opencode-router"],
+    );
+    let mut run = Running::spawn(cmd(&env, &args));
+    run.wait_for("OpenWork orchestrator running", LONG);
+    run.signal(libc::SIGKILL);
+    run.wait_exit(LONG);
+    let exists = |n: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["ps", "-a", "-q", "--filter", &format!("name=^{n}$")])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    assert!(
+        exists(orphan),
+        "the killed run's container should still exist before cleanup"
+    );
+    let args = sandbox_args(
+        &env,
+        ws.to_str().unwrap(),
+        "sbx-next",
+        &["--check", "--no-opencode-router"],
+    );
+    let out = cmd(&env, &args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("left behind by a killed run"), "{stdout}");
+    assert!(!exists(orphan));
+}
+
+#[test]
+fn auto_with_no_reachable_engine_is_a_clear_error_not_a_host_run() {
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let mut c = env.openwork(&[
+        "serve",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--sandbox",
+        "auto",
+        "--check",
+    ]);
+    c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("--sandbox none"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
+    assert!(
+        !stdout.contains("Process spawned"),
+        "something started: {stdout}"
+    );
+}
+
+#[test]
+fn missing_image_names_the_build_command() {
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let args = sandbox_args(
+        &env,
+        ws.to_str().unwrap(),
+        "sbx-noimage",
+        &[
+            "--sandbox-image",
+            "openwork-sandbox:does-not-exist",
+            "--check",
+        ],
+    );
+    let out = cmd(&env, &args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("openwork-sandbox:does-not-exist"), "{text}");
+    assert!(text.contains("images/build.sh"), "{text}");
+}
