@@ -730,10 +730,8 @@ mod tests {
 
     #[test]
     fn later_features_say_not_supported_yet() {
-        for args in [&["--opencode-hot-reload"][..]] {
-            let err = plan(args).unwrap_err();
-            assert!(err.to_string().contains("not supported yet"), "{err}");
-        }
+        let err = plan(&["--opencode-hot-reload"]).unwrap_err();
+        assert!(err.to_string().contains("not supported yet"), "{err}");
         // Turning hot reload off is what this build does anyway.
         plan(&["--no-opencode-hot-reload"]).unwrap();
     }
