@@ -3,6 +3,8 @@
 //! the real `npm` client and the registry this machine is configured with, verifies it, caches
 //! it, and passes. A second run works with the registry unreachable, from the cache.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::TestEnv;

@@ -3,6 +3,8 @@
 //! (`tests/support/fake_service.py`) is used only where a service must crash, hang or leave a
 //! grandchild on purpose.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

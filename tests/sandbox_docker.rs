@@ -2,6 +2,8 @@
 //! inside the locally built image (`images/build.sh`). Containers are found by the run id we
 //! give each test and removed by a guard even when a test fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;
