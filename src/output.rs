@@ -169,10 +169,18 @@ impl Ready<'_> {
     }
 
     /// Detach summary; `credentials_file` holds the raw secrets (0600).
-    pub fn detach_summary(&self, pids: &[(&str, u32)], credentials_file: &Utf8Path) -> String {
+    pub fn detach_summary(
+        &self,
+        pids: &[(&str, u32)],
+        containers: &[(&str, String, String)],
+        credentials_file: &Utf8Path,
+    ) -> String {
         let mut s = String::from("Detached. Services still running:\n");
         for (name, pid) in pids {
             s.push_str(&format!("- {name} (pid {pid})\n"));
+        }
+        for (name, container, _) in containers {
+            s.push_str(&format!("- {name} (container {container})\n"));
         }
         s.push_str(&format!("OpenWork URL: {}\n", self.openwork_connect_url()));
         s.push_str(&format!("OpenCode URL: {}\n", self.opencode_url()));
@@ -185,7 +193,9 @@ impl Ready<'_> {
             credentials_file.parent().map(|d| d.as_str()).unwrap_or(".")
         ));
         let groups: Vec<String> = pids.iter().map(|(_, pid)| format!("-{pid}")).collect();
-        s.push_str(&format!("Stop: kill -TERM -- {}\n", groups.join(" ")));
+        let mut stop = vec![format!("kill -TERM -- {}", groups.join(" "))];
+        stop.extend(containers.iter().map(|(_, _, cmd)| cmd.clone()));
+        s.push_str(&format!("Stop: {}\n", stop.join(" && ")));
         s
     }
 }
@@ -195,12 +205,18 @@ impl Ready<'_> {
 pub fn write_detached_state(
     ready: &Ready<'_>,
     pids: &[(&str, u32)],
+    containers: &[(&str, String, String)],
     dir: &Utf8Path,
 ) -> std::io::Result<Utf8PathBuf> {
-    let services: Vec<Value> = pids
+    let mut services: Vec<Value> = pids
         .iter()
         .map(|(n, pid)| json!({ "name": n, "pid": pid, "processGroup": pid, "log": dir.join(format!("{n}.log")) }))
         .collect();
+    services.extend(
+        containers
+            .iter()
+            .map(|(n, c, stop)| json!({ "name": n, "container": c, "stop": stop })),
+    );
     let state = json!({
         "runId": ready.plan.run_id,
         "workspace": ready.plan.workspace,

@@ -112,10 +112,11 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     match plan.mode {
         RunMode::Detach => {
             let pids = supervisor.pids();
+            let containers = supervisor.containers();
             let dir = detach_dir.unwrap_or_else(|| plan.run_dir());
-            let creds = write_detached_state(&ready, &pids, &dir)
+            let creds = write_detached_state(&ready, &pids, &containers, &dir)
                 .with_context(|| format!("writing the detached run's state to {dir}"))?;
-            let summary = ready.detach_summary(&pids, &creds);
+            let summary = ready.detach_summary(&pids, &containers, &creds);
             if plan.json {
                 eprint!("{summary}");
             } else {

@@ -14,6 +14,14 @@ use openwork_backends::docker::DockerBackend;
 
 const LONG: Duration = Duration::from_secs(120);
 
+/// Sandbox tests run one at a time: every run removes orphans at start, which must not race
+/// with the orphan test's killed run (and two hardened containers at once are slow on 2 cores).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -84,6 +92,7 @@ fn exec(container: &str, script: &str) -> (i32, String) {
 
 #[test]
 fn sandboxed_check_events_passes_with_real_opencode_inside() {
+    let _serial = serial();
     let env = TestEnv::new();
     let ws = env.workspace();
     let _guard = ContainerGuard("openwork-sbx-check".into());
@@ -113,6 +122,7 @@ fn sandboxed_check_events_passes_with_real_opencode_inside() {
 
 #[test]
 fn running_sandbox_is_hardened_and_holds_no_control_secrets() {
+    let _serial = serial();
     let env = TestEnv::new();
     let ws = env.workspace();
     // An allow-listed read-only extra mount.
@@ -236,6 +246,7 @@ fn running_sandbox_is_hardened_and_holds_no_control_secrets() {
 
 #[test]
 fn orphan_of_a_killed_run_is_removed_by_the_next_run() {
+    let _serial = serial();
     let env = TestEnv::new();
     let ws = env.workspace();
     let orphan = "openwork-sbx-orphan";
@@ -282,6 +293,7 @@ fn orphan_of_a_killed_run_is_removed_by_the_next_run() {
 
 #[test]
 fn auto_with_no_reachable_engine_is_a_clear_error_not_a_host_run() {
+    let _serial = serial();
     let env = TestEnv::new();
     let ws = env.workspace();
     let mut c = env.openwork(&[
@@ -307,6 +319,7 @@ fn auto_with_no_reachable_engine_is_a_clear_error_not_a_host_run() {
 
 #[test]
 fn missing_image_names_the_build_command() {
+    let _serial = serial();
     let env = TestEnv::new();
     let ws = env.workspace();
     let args = sandbox_args(
@@ -328,4 +341,49 @@ fn missing_image_names_the_build_command() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("openwork-sandbox:does-not-exist"), "{text}");
     assert!(text.contains("images/build.sh"), "{text}");
+}
+
+#[test]
+fn detached_sandbox_keeps_running_and_says_how_to_stop_it() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let name = "openwork-sbx-detach";
+    let _guard = ContainerGuard(name.into());
+    let args = sandbox_args(&env, ws.to_str().unwrap(), "sbx-detach", &["--detach"]);
+    let out = cmd(&env, &args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("(container {name})")), "{stdout}");
+    assert!(stdout.contains(&format!("docker rm -f {name}")), "{stdout}");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("data/runs/sbx-detach/state.json")).unwrap(),
+    )
+    .unwrap();
+    let backend = docker();
+    let inspect = rt()
+        .block_on(backend.client().inspect_container(name, None))
+        .unwrap();
+    assert_eq!(inspect.state.unwrap().running, Some(true));
+    assert_eq!(
+        inspect.config.unwrap().labels.unwrap()["org.openwork.detached"],
+        "true"
+    );
+    // A later run does not treat a detached sandbox as an orphan.
+    let removed = rt()
+        .block_on(openwork_backends::SandboxBackend::remove_orphans(&backend))
+        .unwrap();
+    assert!(!removed.contains(&name.to_string()), "{removed:?}");
+    for s in state["services"].as_array().unwrap() {
+        if let Some(pid) = s["pid"].as_u64() {
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGTERM);
+            }
+        }
+    }
 }

@@ -237,6 +237,21 @@ impl Supervisor {
             .collect()
     }
 
+    /// Running sandbox containers: (service, container, command that stops it).
+    pub fn containers(&self) -> Vec<(&'static str, String, String)> {
+        self.services
+            .iter()
+            .filter_map(|s| {
+                let handle = s.sandbox.lock().ok().and_then(|g| g.clone())?;
+                let stop = match &s.spec.launch {
+                    Launch::Sandbox { backend, plan } => backend.stop_command(plan),
+                    Launch::Process(_) => return None,
+                };
+                Some((s.spec.name, handle.id(), stop))
+            })
+            .collect()
+    }
+
     /// Leaves detached services running: the tasks are dropped, the processes are not touched.
     pub fn release(self) {
         if let Some(w) = &self.options.watchdog {
