@@ -38,6 +38,11 @@ fi
 export OPENWORK_TEST_OPENCODE_BIN="$oc_bin"
 log "opencode $("$oc_bin" --version) at $oc_bin"
 
+# --- the Docker engine and the sandbox image (installed/started/built only when missing) ----------
+scripts/docker-engine.sh
+export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
+log "sandbox image $(images/build.sh)"
+
 # --- checks and tests ------------------------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
