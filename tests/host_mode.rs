@@ -112,17 +112,8 @@ fn json_flag_prints_one_document_with_credentials() {
 #[test]
 fn crashed_opencode_is_restarted() {
     let env = TestEnv::new();
-    let ws = env.workspace();
     let fake = env.fake("opencode", "crash-once");
-    let mut run = Running::spawn(env.openwork(&[
-        "serve",
-        "--workspace",
-        ws.to_str().unwrap(),
-        "--allow-external",
-        "--opencode-bin",
-        fake.to_str().unwrap(),
-        "--no-opencode-router",
-    ]));
+    let mut run = Running::spawn(env.serve_with_opencode(&fake, &["--no-opencode-router"]));
     run.wait_for("OpenWork orchestrator running", LONG);
     run.wait_for("[opencode] WARN Restarting after crash", LONG);
     run.wait_for("[opencode] Healthy", LONG);
@@ -168,16 +159,8 @@ fn optional_router_that_dies_does_not_end_the_run() {
 #[test]
 fn sigterm_leaves_no_process_behind_grandchildren_included() {
     let env = TestEnv::new();
-    let ws = env.workspace();
     let fake = env.fake("opencode", "grandchild");
-    let mut run = Running::spawn(env.openwork(&[
-        "serve",
-        "--workspace",
-        ws.to_str().unwrap(),
-        "--allow-external",
-        "--opencode-bin",
-        fake.to_str().unwrap(),
-    ]));
+    let mut run = Running::spawn(env.serve_with_opencode(&fake, &[]));
     run.wait_for("OpenWork orchestrator running", LONG);
     let mut pids = descendants(run.pid());
     pids.extend(env.fake_pids());
@@ -214,16 +197,8 @@ fn sigkill_of_the_orchestrator_leaves_no_service_behind() {
 #[test]
 fn sigterm_before_ready_stops_what_was_started() {
     let env = TestEnv::new();
-    let ws = env.workspace();
     let fake = env.fake("opencode", "hang-health");
-    let mut run = Running::spawn(env.openwork(&[
-        "serve",
-        "--workspace",
-        ws.to_str().unwrap(),
-        "--allow-external",
-        "--opencode-bin",
-        fake.to_str().unwrap(),
-    ]));
+    let mut run = Running::spawn(env.serve_with_opencode(&fake, &[]));
     run.wait_for("[opencode] Waiting for health", LONG);
     let pids = descendants(run.pid());
     run.signal(libc::SIGTERM);
@@ -237,21 +212,9 @@ fn sigterm_before_ready_stops_what_was_started() {
 #[test]
 fn hung_health_endpoint_fails_with_the_probe_error() {
     let env = TestEnv::new();
-    let ws = env.workspace();
     let fake = env.fake("opencode", "hang-health");
     let out = env
-        .openwork(&[
-            "serve",
-            "--workspace",
-            ws.to_str().unwrap(),
-            "--allow-external",
-            "--opencode-bin",
-            fake.to_str().unwrap(),
-            "--health-timeout",
-            "3",
-            "--max-restarts",
-            "0",
-        ])
+        .serve_with_opencode(&fake, &["--health-timeout", "3", "--max-restarts", "0"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -314,21 +277,11 @@ fn bad_flag_values_are_usage_errors() {
 #[test]
 fn busy_explicit_port_is_an_error_not_a_silent_change() {
     let env = TestEnv::new();
-    let ws = env.workspace();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     let fake = env.fake("opencode", "ok");
     let out = env
-        .openwork(&[
-            "serve",
-            "--workspace",
-            ws.to_str().unwrap(),
-            "--allow-external",
-            "--opencode-bin",
-            fake.to_str().unwrap(),
-            "--openwork-port",
-            &port,
-        ])
+        .serve_with_opencode(&fake, &["--openwork-port", &port])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -372,20 +325,16 @@ fn sigkill_of_the_orchestrator_also_stops_grandchildren() {
     // The double leaves a grandchild in opencode's process group; the death signal only reaches
     // the group leader, the watchdog takes care of the rest.
     let env = TestEnv::new();
-    let ws = env.workspace();
     let fake = env.fake("opencode", "grandchild");
     let server = env.fake("server", "ok");
-    let mut run = Running::spawn(env.openwork(&[
-        "serve",
-        "--workspace",
-        ws.to_str().unwrap(),
-        "--allow-external",
-        "--opencode-bin",
-        fake.to_str().unwrap(),
-        "--openwork-server-bin",
-        server.to_str().unwrap(),
-        "--no-opencode-router",
-    ]));
+    let mut run = Running::spawn(env.serve_with_opencode(
+        &fake,
+        &[
+            "--openwork-server-bin",
+            server.to_str().unwrap(),
+            "--no-opencode-router",
+        ],
+    ));
     run.wait_for("OpenWork orchestrator running", LONG);
     let mut pids = descendants(run.pid());
     pids.extend(env.fake_pids());

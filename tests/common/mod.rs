@@ -79,8 +79,13 @@ impl TestEnv {
 
     /// `openwork serve` on the workspace with the real opencode and the bundled server/router.
     pub fn serve_real(&self, extra: &[&str]) -> Command {
+        self.serve_with_opencode(&opencode_bin(), extra)
+    }
+
+    /// `openwork serve` on the workspace with `opencode` as an external opencode binary.
+    pub fn serve_with_opencode(&self, opencode: &Path, extra: &[&str]) -> Command {
         let ws = self.workspace();
-        let oc = opencode_bin();
+        let oc = opencode.to_path_buf();
         let mut args = vec![
             "serve",
             "--workspace",
