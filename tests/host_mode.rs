@@ -255,7 +255,27 @@ fn bad_flag_values_are_usage_errors() {
             "/definitely/not/here",
         ),
         (
-            vec!["serve", "--workspace", ws, "--sandbox", "docker"],
+            vec![
+                "serve",
+                "--workspace",
+                ws,
+                "--sandbox",
+                "docker",
+                "--sandbox-memory",
+                "lots",
+            ],
+            "lots",
+        ),
+        (
+            vec!["serve", "--workspace", ws, "--sandbox", "podman"],
+            "podman",
+        ),
+        (
+            vec!["serve", "--workspace", ws, "--sandbox-mount", "/tmp:x"],
+            "--sandbox docker",
+        ),
+        (
+            vec!["serve", "--workspace", ws, "--opencode-hot-reload"],
             "not supported yet",
         ),
         (
