@@ -37,6 +37,12 @@ pub enum Command {
     Start(StartArgs),
     /// Start the services and stream logs (never the dashboard).
     Serve(StartArgs),
+    /// List and answer pending write approvals (host token).
+    Approvals(crate::client::approvals::ApprovalsArgs),
+    /// Check that openwork-server and opencode answer; non-zero exit when one is down.
+    Status(crate::client::status::StatusArgs),
+    /// Remote file sessions on a workspace (client token).
+    Files(crate::client::files::FilesArgs),
     /// Run openwork-server (the remote-control API). Same as invoking this binary as `openwork-server`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Server {

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod init;
 pub mod logs;
 pub mod output;

@@ -36,6 +36,24 @@ fn main() -> ExitCode {
         }
         Some(Command::Watchdog) => return watchdog::run_watchdog(),
         Some(Command::Init { args }) => return openwork::init::run_init(&args),
+        Some(Command::Approvals(a)) => {
+            return client_command(
+                a.json,
+                async move { openwork::client::approvals::run(&a).await },
+            );
+        }
+        Some(Command::Status(a)) => {
+            return client_command(
+                a.json,
+                async move { openwork::client::status::run(&a).await },
+            );
+        }
+        Some(Command::Files(a)) => {
+            return client_command(
+                a.json,
+                async move { openwork::client::files::run(&a).await },
+            );
+        }
         Some(Command::Start(a)) => (a, true),
         Some(Command::Serve(a)) => (a, false),
         None => (cli.start, true),
@@ -64,6 +82,33 @@ fn main() -> ExitCode {
             eprintln!("openwork: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Runs a client command on a small runtime and turns its result into the exit code.
+fn client_command<F>(json: bool, fut: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), openwork::client::ClientError>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("openwork: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(openwork::client::ClientError::Partial(msg)) => {
+            if !json {
+                eprintln!("openwork: {msg}");
+            }
+            ExitCode::from(1)
+        }
+        Err(e) => ExitCode::from(openwork::client::report(&e, json)),
     }
 }
 

@@ -1,0 +1,207 @@
+//! The client commands (`status`, `approvals`, `files`) against a real run: `openwork serve
+//! --detach` with the real opencode, then each command in human and `--json` modes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::{TestEnv, wait_all_dead};
+
+/// A detached run and its credentials; its services are stopped on drop.
+struct Detached {
+    env: TestEnv,
+    creds: serde_json::Value,
+    pids: Vec<u32>,
+}
+
+impl Detached {
+    fn start() -> Detached {
+        let env = TestEnv::new();
+        let out = env
+            .serve_real(&[
+                "--detach",
+                "--run-id",
+                "clients",
+                "--approval",
+                "auto",
+                "--no-opencode-router",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = env.path("data/runs/clients");
+        let creds: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("credentials.json")).unwrap())
+                .unwrap();
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
+                .unwrap();
+        let pids = state["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
+            .collect();
+        Detached { env, creds, pids }
+    }
+
+    fn openwork_url(&self) -> String {
+        self.creds["openwork"]["baseUrl"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.env.openwork(args).output().unwrap()
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        for pid in &self.pids {
+            unsafe {
+                libc::kill(-(*pid as i32), libc::SIGTERM);
+            }
+        }
+        wait_all_dead(&self.pids, Duration::from_secs(10));
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn status_and_approvals_against_a_real_run() {
+    let d = Detached::start();
+    let ow = d.openwork_url();
+    let oc = d.creds["opencode"]["baseUrl"].as_str().unwrap().to_string();
+    let user = d.creds["opencode"]["username"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pass = d.creds["opencode"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let host = d.creds["openwork"]["hostToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let o = d.run(&[
+        "status",
+        "--openwork-url",
+        &ow,
+        "--opencode-url",
+        &oc,
+        "--opencode-username",
+        &user,
+        "--opencode-password",
+        &pass,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("OpenWork server: ok"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("OpenCode server: ok"), "{}", stdout(&o));
+    let o = d.run(&["status", "--openwork-url", &ow, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["openwork"]["ok"], true);
+    // Wrong opencode credentials: opencode answers 401 → down, non-zero exit.
+    let o = d.run(&[
+        "status",
+        "--opencode-url",
+        &oc,
+        "--opencode-username",
+        "x",
+        "--opencode-password",
+        "y",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("HTTP 401"), "{}", stdout(&o));
+
+    let o = d.run(&[
+        "approvals",
+        "list",
+        "--openwork-url",
+        &ow,
+        "--host-token",
+        &host,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("No pending approvals."),
+        "{}",
+        stdout(&o)
+    );
+    let o = d.run(&[
+        "approvals",
+        "list",
+        "--openwork-url",
+        &ow,
+        "--host-token",
+        &host,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["items"].as_array().unwrap().is_empty());
+    // Unknown approval: the server's status and message.
+    let o = d.run(&[
+        "approvals",
+        "reply",
+        "ap_nope",
+        "--allow",
+        "--openwork-url",
+        &ow,
+        "--host-token",
+        &host,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("HTTP 404"), "{}", stderr(&o));
+    // Wrong host token.
+    let o = d.run(&[
+        "approvals",
+        "list",
+        "--openwork-url",
+        &ow,
+        "--host-token",
+        "wrong",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("HTTP 401"), "{v}");
+    // Usage errors name what is missing.
+    let o = d.run(&[
+        "approvals",
+        "reply",
+        "ap_1",
+        "--openwork-url",
+        &ow,
+        "--host-token",
+        &host,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--allow") && stderr(&o).contains("--deny"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.run(&["approvals", "list", "--host-token", &host]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--openwork-url"), "{}", stderr(&o));
+}
