@@ -210,6 +210,7 @@ pub fn sandbox_plan(
             env.push((k, v));
         }
     }
+    env.extend(git_identity());
     let workspace_id = crate::plan::workspace_id(&plan.workspace);
     openwork_backends::SandboxPlan {
         run_id: plan.run_id.clone(),
@@ -238,6 +239,37 @@ pub fn sandbox_plan(
         detach: plan.mode == crate::plan::RunMode::Detach,
         workspace_id,
     }
+}
+
+/// The person's git identity for commits the agent makes in the sandbox (whose uid has no
+/// passwd entry there, so git could not guess one): `GIT_AUTHOR_*`/`GIT_COMMITTER_*` from the
+/// environment, else from `git config user.name/user.email` on the host.
+fn git_identity() -> Vec<(String, String)> {
+    let from_git = |key: &str| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(["config", "--get", key])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let v = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !v.is_empty()).then_some(v)
+    };
+    let name = std::env::var("GIT_AUTHOR_NAME")
+        .ok()
+        .or_else(|| from_git("user.name"));
+    let email = std::env::var("GIT_AUTHOR_EMAIL")
+        .ok()
+        .or_else(|| from_git("user.email"));
+    let mut env = Vec::new();
+    if let Some(n) = name {
+        env.push(("GIT_AUTHOR_NAME".to_string(), n.clone()));
+        env.push(("GIT_COMMITTER_NAME".to_string(), n));
+    }
+    if let Some(e) = email {
+        env.push(("GIT_AUTHOR_EMAIL".to_string(), e.clone()));
+        env.push(("GIT_COMMITTER_EMAIL".to_string(), e));
+    }
+    env
 }
 
 /// opencode as a sandboxed service.
