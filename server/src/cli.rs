@@ -318,6 +318,7 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
         log_requests,
         verbose: parsed.verbose,
         run_id: non_empty(parsed.run_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        max_body_bytes: crate::routes::MAX_BODY_BYTES,
     };
     Ok(Parsed {
         invocation: Invocation::Run(Box::new(config)),

@@ -165,6 +165,8 @@ pub struct Config {
     pub verbose: bool,
     /// Correlation id for logs (`run.id`, `service.instance.id`).
     pub run_id: String,
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    pub max_body_bytes: usize,
 }
 
 impl Config {
@@ -186,6 +188,7 @@ impl Config {
             log_requests: true,
             verbose: false,
             run_id: uuid::Uuid::new_v4().to_string(),
+            max_body_bytes: crate::routes::MAX_BODY_BYTES,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 mod cors;
 pub mod error;
+pub mod files;
 pub mod logging;
 mod request_log;
 mod routes;

@@ -66,6 +66,9 @@ impl Server {
             started: Instant::now(),
             started_at_ms: now_ms(),
             local_addr,
+            sessions: Default::default(),
+            events: Default::default(),
+            locks: Default::default(),
         });
         let app = crate::routes::app(state);
         axum::serve(listener, app)
