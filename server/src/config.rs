@@ -167,6 +167,8 @@ pub struct Config {
     pub run_id: String,
     /// Largest request body accepted, in bytes (larger ones get 413).
     pub max_body_bytes: usize,
+    /// `tokens.json` for issued tokens; `None` keeps them in memory only.
+    pub token_store: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -189,6 +191,7 @@ impl Config {
             verbose: false,
             run_id: uuid::Uuid::new_v4().to_string(),
             max_body_bytes: crate::routes::MAX_BODY_BYTES,
+            token_store: None,
         }
     }
 

@@ -30,6 +30,7 @@ mod request_log;
 mod routes;
 mod server;
 mod state;
+pub mod token_store;
 pub mod workspace;
 
 use std::ffi::OsString;
