@@ -72,6 +72,7 @@ impl Server {
             sessions: Default::default(),
             events: Default::default(),
             locks: Default::default(),
+            http: reqwest::Client::new(),
         });
         let app = crate::routes::app(state);
         axum::serve(listener, app)

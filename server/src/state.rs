@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub events: FileEvents,
     /// Per-path locks for check-then-change.
     pub locks: PathLocks,
+    /// Client for the OpenCode proxy.
+    pub http: reqwest::Client,
 }
 
 impl AppState {

@@ -11,6 +11,7 @@ mod config;
 mod files;
 mod files_write;
 mod health;
+mod proxy;
 mod status;
 mod tokens;
 
@@ -21,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use serde_json::Value;
 
 use crate::auth::Actor;
@@ -57,6 +58,8 @@ pub(crate) fn app(state: SharedState) -> Router {
             post(files_write::write_batch),
         )
         .route("/files/sessions/{sid}/ops", post(files_write::ops))
+        .route("/opencode", any(proxy::proxy))
+        .route("/opencode/{*rest}", any(proxy::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), client_guard));
     let host = Router::new()
         .route("/approvals", get(approvals::list))
