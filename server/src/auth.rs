@@ -3,11 +3,11 @@
 //!
 //! Threats handled: timing attacks on secret comparison (every comparison is
 //! of SHA-256 digests with `subtle`, so neither content nor length leaks), and
-//! theft of the token store (only digests are kept). Left open for now: the
-//! store is memory only, so issued tokens die with the process (persistence to
-//! `tokens.json` is a later slice), and an owner token passes host auth as in
+//! theft of the token store (only digests are kept, also in `tokens.json`, see
+//! [`crate::token_store`]). Left open: an owner token passes host auth as in
 //! the original (weakness W4), because the desktop app relies on it.
 
+use std::path::PathBuf;
 use std::sync::RwLock;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::error::ApiError;
+use crate::token_store::{self, StoredToken, TokenStoreError};
 
 /// Header carrying the host token.
 pub const HOST_TOKEN_HEADER: &str = "x-openwork-host-token";
@@ -168,6 +169,8 @@ pub struct Authenticator {
     client_hash: [u8; 32],
     host_hash: [u8; 32],
     issued: RwLock<Vec<ScopedToken>>,
+    /// `tokens.json`, when issued tokens persist.
+    store: RwLock<Option<PathBuf>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -200,7 +203,55 @@ impl Authenticator {
             client_hash: digest(client_token.expose()),
             host_hash: digest(host_token.expose()),
             issued: RwLock::new(Vec::new()),
+            store: RwLock::new(None),
         }
+    }
+
+    /// Loads the issued tokens from `path` and persists every later change there.
+    pub fn attach_store(&self, path: PathBuf) -> Result<(), TokenStoreError> {
+        let loaded = token_store::load(&path)?;
+        let mut issued = self.issued.write().unwrap_or_else(|e| e.into_inner());
+        *issued = loaded
+            .into_iter()
+            .filter_map(|t| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(&t.hash, &mut hash).ok()?;
+                Some(ScopedToken {
+                    id: t.id,
+                    hash,
+                    scope: Scope::parse(&t.scope)?,
+                    created_at: t.created_at,
+                    label: t.label,
+                })
+            })
+            .collect();
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(path);
+        Ok(())
+    }
+
+    /// Writes `tokens` to the store, if there is one.
+    fn persist(&self, tokens: &[ScopedToken]) -> Result<(), ApiError> {
+        let store = self.store.read().unwrap_or_else(|e| e.into_inner());
+        let Some(path) = store.as_ref() else {
+            return Ok(());
+        };
+        let stored: Vec<StoredToken> = tokens
+            .iter()
+            .map(|t| StoredToken {
+                id: t.id.clone(),
+                hash: hex::encode(t.hash),
+                scope: t.scope.as_str().to_owned(),
+                created_at: t.created_at,
+                label: t.label.clone(),
+            })
+            .collect();
+        token_store::save(path, &stored, now_ms()).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "token_store_failed",
+                e.to_string(),
+            )
+        })
     }
 
     /// Scope of a bearer token, if it is the client token or an issued one.
@@ -255,8 +306,8 @@ impl Authenticator {
         }
     }
 
-    /// Issues a new scoped token and remembers only its hash.
-    pub fn issue(&self, scope: Scope, label: Option<String>) -> IssuedToken {
+    /// Issues a new scoped token and remembers (and persists) only its hash.
+    pub fn issue(&self, scope: Scope, label: Option<String>) -> Result<IssuedToken, ApiError> {
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);
         let token = format!("owt_{}", hex::encode(bytes));
@@ -275,8 +326,11 @@ impl Authenticator {
             label: issued.label.clone(),
         };
         let mut store = self.issued.write().unwrap_or_else(|e| e.into_inner());
-        store.insert(0, entry);
-        issued
+        let mut next = store.clone();
+        next.insert(0, entry);
+        self.persist(&next)?;
+        *store = next;
+        Ok(issued)
     }
 
     /// Issued tokens, newest first, without hashes.
@@ -286,11 +340,15 @@ impl Authenticator {
     }
 
     /// Revokes an issued token; false if the id is unknown.
-    pub fn revoke(&self, id: &str) -> bool {
+    pub fn revoke(&self, id: &str) -> Result<bool, ApiError> {
         let mut store = self.issued.write().unwrap_or_else(|e| e.into_inner());
-        let before = store.len();
-        store.retain(|t| t.id != id);
-        store.len() != before
+        let next: Vec<ScopedToken> = store.iter().filter(|t| t.id != id).cloned().collect();
+        if next.len() == store.len() {
+            return Ok(false);
+        }
+        self.persist(&next)?;
+        *store = next;
+        Ok(true)
     }
 }
 
@@ -368,21 +426,21 @@ mod tests {
     #[test]
     fn issued_owner_token_passes_host_auth_and_can_be_revoked() {
         let a = auth();
-        let issued = a.issue(Scope::Owner, Some("x".into()));
+        let issued = a.issue(Scope::Owner, Some("x".into())).unwrap();
         assert!(issued.token.expose().starts_with("owt_"));
         assert_eq!(issued.token.expose().len(), 36);
         let bearer = format!("Bearer {}", issued.token.expose());
         let h = headers(&[("authorization", &bearer)]);
         assert_eq!(a.host(&h).unwrap().scope(), Scope::Owner);
-        assert!(a.revoke(&issued.id));
+        assert!(a.revoke(&issued.id).unwrap());
         assert!(a.host(&h).is_err());
-        assert!(!a.revoke(&issued.id));
+        assert!(!a.revoke(&issued.id).unwrap());
     }
 
     #[test]
     fn viewer_fails_collaborator_check_with_details() {
         let a = auth();
-        let t = a.issue(Scope::Viewer, None);
+        let t = a.issue(Scope::Viewer, None).unwrap();
         let bearer = format!("Bearer {}", t.token.expose());
         let actor = a.client(&headers(&[("authorization", &bearer)])).unwrap();
         let err = actor.require_scope(Scope::Collaborator).unwrap_err();

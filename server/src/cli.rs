@@ -124,6 +124,16 @@ struct Args {
     /// Log correlation id.
     #[arg(long = "run-id", env = "OPENWORK_RUN_ID", hide = true)]
     run_id: Option<String>,
+    /// Where issued tokens are stored (default `<data dir>/tokens.json`).
+    #[arg(
+        long = "token-store",
+        env = "OPENWORK_TOKEN_STORE",
+        value_name = "FILE"
+    )]
+    token_store: Option<std::path::PathBuf>,
+    /// Server data directory (default `~/.openwork/openwork-server`).
+    #[arg(long = "data-dir", env = "OPENWORK_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// Print the version and exit.
     #[arg(long, short = 'V', action = ArgAction::SetTrue)]
     version: bool,
@@ -318,6 +328,16 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
         log_requests,
         verbose: parsed.verbose,
         run_id: non_empty(parsed.run_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        max_body_bytes: crate::routes::MAX_BODY_BYTES,
+        token_store: parsed.token_store.or_else(|| {
+            parsed
+                .data_dir
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| std::path::PathBuf::from(h).join(".openwork/openwork-server"))
+                })
+                .map(|d| d.join("tokens.json"))
+        }),
     };
     Ok(Parsed {
         invocation: Invocation::Run(Box::new(config)),

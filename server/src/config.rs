@@ -165,6 +165,10 @@ pub struct Config {
     pub verbose: bool,
     /// Correlation id for logs (`run.id`, `service.instance.id`).
     pub run_id: String,
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    pub max_body_bytes: usize,
+    /// `tokens.json` for issued tokens; `None` keeps them in memory only.
+    pub token_store: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -186,6 +190,8 @@ impl Config {
             log_requests: true,
             verbose: false,
             run_id: uuid::Uuid::new_v4().to_string(),
+            max_body_bytes: crate::routes::MAX_BODY_BYTES,
+            token_store: None,
         }
     }
 

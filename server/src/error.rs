@@ -128,6 +128,9 @@ pub enum ServerError {
     /// Accepting or serving connections failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
+    /// The token store could not be loaded.
+    #[error(transparent)]
+    TokenStore(#[from] crate::token_store::TokenStoreError),
     /// The tokio runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),

@@ -24,11 +24,13 @@ pub mod cli;
 pub mod config;
 mod cors;
 pub mod error;
+pub mod files;
 pub mod logging;
 mod request_log;
 mod routes;
 mod server;
 mod state;
+pub mod token_store;
 pub mod workspace;
 
 use std::ffi::OsString;

@@ -56,6 +56,9 @@ impl Server {
         F: Future<Output = ()> + Send + 'static,
     {
         let local_addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
+        if let Some(path) = &self.config.token_store {
+            self.auth.attach_store(path.clone())?;
+        }
         self.print_startup(local_addr);
         let approvals = self.approvals.clone();
         let state = Arc::new(AppState {
@@ -66,6 +69,10 @@ impl Server {
             started: Instant::now(),
             started_at_ms: now_ms(),
             local_addr,
+            sessions: Default::default(),
+            events: Default::default(),
+            locks: Default::default(),
+            http: reqwest::Client::new(),
         });
         let app = crate::routes::app(state);
         axum::serve(listener, app)

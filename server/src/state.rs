@@ -7,7 +7,12 @@ use std::time::Instant;
 use crate::approvals::Approvals;
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::error::ApiError;
+use crate::files::events::FileEvents;
+use crate::files::locks::PathLocks;
+use crate::files::sessions::FileSessions;
 use crate::logging::Logger;
+use crate::workspace::Workspace;
 
 /// State shared by all handlers of one server; handlers get it as `Arc<AppState>`.
 #[derive(Debug)]
@@ -26,9 +31,32 @@ pub(crate) struct AppState {
     pub started_at_ms: u64,
     /// The address actually bound (the real port when 0 was asked for).
     pub local_addr: SocketAddr,
+    /// Open file sessions.
+    pub sessions: FileSessions,
+    /// File events of changes made through this server.
+    pub events: FileEvents,
+    /// Per-path locks for check-then-change.
+    pub locks: PathLocks,
+    /// Client for the OpenCode proxy.
+    pub http: reqwest::Client,
 }
 
 impl AppState {
+    /// The workspace `id`, or 404 `workspace_not_found`.
+    pub fn workspace(&self, id: &str) -> Result<&Workspace, ApiError> {
+        self.config
+            .workspaces
+            .iter()
+            .find(|w| w.id == id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "workspace_not_found",
+                    format!("Workspace not found: {id}"),
+                )
+            })
+    }
+
     /// Milliseconds since start.
     pub fn uptime_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)

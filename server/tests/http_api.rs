@@ -437,3 +437,72 @@ async fn approval_reply_validation() {
         (400, Value::from("invalid_json"))
     );
 }
+
+#[tokio::test]
+async fn issued_tokens_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("state/tokens.json");
+    let mut c = config();
+    c.token_store = Some(store.clone());
+    let s = start(c.clone()).await;
+    let viewer = issue(&s, "viewer").await;
+    let owner = issue(&s, "owner").await;
+    drop(s);
+    let text = std::fs::read_to_string(&store).unwrap();
+    assert!(
+        !text.contains(&viewer) && !text.contains(&owner),
+        "tokens stored in clear"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let s = start(c.clone()).await;
+    let r = s.get("/whoami").bearer_auth(&viewer).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = s
+        .get("/tokens")
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let viewer_id = items.iter().find(|t| t["scope"] == "viewer").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .http
+        .delete(s.url(&format!("/tokens/{viewer_id}")))
+        .header("X-OpenWork-Host-Token", common::HOST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(s);
+    let s = start(c).await;
+    assert_eq!(
+        s.get("/whoami")
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        s.get("/whoami")
+            .bearer_auth(&owner)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -8,7 +8,10 @@
 
 mod approvals;
 mod config;
+mod files;
+mod files_write;
 mod health;
+mod proxy;
 mod status;
 mod tokens;
 
@@ -19,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use serde_json::Value;
 
 use crate::auth::Actor;
@@ -27,7 +30,7 @@ use crate::error::ApiError;
 use crate::request_log::AuthMode;
 use crate::state::SharedState;
 
-/// Largest request body accepted (the original had no explicit limit).
+/// Default largest request body accepted (the original had no explicit limit).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Builds the whole application: routes, guards, CORS, request log.
@@ -41,6 +44,22 @@ pub(crate) fn app(state: SharedState) -> Router {
         .route("/capabilities", get(status::capabilities))
         .route("/workspaces", get(status::workspaces))
         .route("/workspace/{id}/config", get(config::get_config))
+        .route("/workspace/{id}/files/sessions", post(files::create))
+        .route("/files/sessions/{sid}", delete(files::close))
+        .route("/files/sessions/{sid}/renew", post(files::renew))
+        .route(
+            "/files/sessions/{sid}/catalog/snapshot",
+            get(files::snapshot),
+        )
+        .route("/files/sessions/{sid}/catalog/events", get(files::events))
+        .route("/files/sessions/{sid}/read-batch", post(files::read_batch))
+        .route(
+            "/files/sessions/{sid}/write-batch",
+            post(files_write::write_batch),
+        )
+        .route("/files/sessions/{sid}/ops", post(files_write::ops))
+        .route("/opencode", any(proxy::proxy))
+        .route("/opencode/{*rest}", any(proxy::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), client_guard));
     let host = Router::new()
         .route("/approvals", get(approvals::list))
@@ -54,7 +73,7 @@ pub(crate) fn app(state: SharedState) -> Router {
         .merge(host)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::cors::layer,
@@ -103,14 +122,14 @@ async fn host_guard(State(state): State<SharedState>, req: Request, next: Next) 
 }
 
 /// Parses a JSON request body. An empty or malformed body is 400
-/// `invalid_json`; a body over [`MAX_BODY_BYTES`] is 413 `payload_too_large`.
+/// `invalid_json`; a body over the configured limit is 413 `payload_too_large`.
 pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("Request body exceeds {MAX_BODY_BYTES} bytes"),
+                "Request body is larger than the server accepts",
             )
         } else {
             ApiError::invalid_json()

@@ -55,7 +55,7 @@ pub(crate) async fn create(
         }
         Some(_) => return Err(ApiError::invalid_payload("label must be a string")),
     };
-    let issued = state.auth.issue(scope, label);
+    let issued = state.auth.issue(scope, label)?;
     let mut out = json!({
         "id": issued.id,
         "token": issued.token.expose(),
@@ -73,7 +73,7 @@ pub(crate) async fn revoke(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.auth.revoke(&id) {
+    if state.auth.revoke(&id)? {
         Ok(Json(json!({"ok": true})))
     } else {
         Err(ApiError::new(

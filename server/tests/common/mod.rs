@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod files;
+
 use std::sync::{Arc, Mutex};
 
 use openwork_server::logging::Logger;
