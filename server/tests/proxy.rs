@@ -1,5 +1,7 @@
 //! The OpenCode proxy against a stand-in OpenCode: Basic auth is added server-side, the
-//! caller's bearer is not forwarded, and SSE events arrive one by one (not buffered).
+//! caller's bearer is not forwarded, and SSE events arrive one by one (not buffered): the
+//! stand-in sends its second event only after the test has received the first through the
+//! proxy, so a buffering proxy would never deliver anything.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +15,7 @@ use futures_util::StreamExt;
 use openwork_server::config::Secret;
 use openwork_server::workspace::Workspace;
 
-async fn stand_in() -> String {
+async fn stand_in(go: std::sync::Arc<tokio::sync::Notify>) -> String {
     let app = axum::Router::new()
         .route(
             "/health",
@@ -31,18 +33,24 @@ async fn stand_in() -> String {
         )
         .route(
             "/event",
-            axum::routing::get(|| async {
-                let stream = futures_util::stream::unfold(0u32, |i| async move {
-                    if i == 3 {
-                        return None;
+            axum::routing::get(move || async move {
+                let stream = futures_util::stream::unfold(0u32, move |i| {
+                    let go = go.clone();
+                    async move {
+                        if i == 3 {
+                            return None;
+                        }
+                        if i == 1 {
+                            // Only after the client saw event 0 through the proxy.
+                            go.notified().await;
+                        }
+                        Some((
+                            Ok::<_, std::io::Error>(axum::body::Bytes::from(format!(
+                                "data: {i}\n\n"
+                            ))),
+                            i + 1,
+                        ))
                     }
-                    if i > 0 {
-                        tokio::time::sleep(Duration::from_millis(400)).await;
-                    }
-                    Some((
-                        Ok::<_, std::io::Error>(axum::body::Bytes::from(format!("data: {i}\n\n"))),
-                        i + 1,
-                    ))
                 });
                 (
                     [("content-type", "text/event-stream")],
@@ -58,7 +66,8 @@ async fn stand_in() -> String {
 
 #[tokio::test]
 async fn proxies_with_basic_auth_and_streams_sse() {
-    let base = stand_in().await;
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let base = stand_in(go.clone()).await;
     let mut c = config();
     let mut ws = Workspace::local("/tmp".into());
     ws.base_url = Some(base);
@@ -85,12 +94,15 @@ async fn proxies_with_basic_auth_and_streams_sse() {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut stream = resp.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_millis(300), stream.next())
+    // A hang guard only (no speed is asserted): a buffering proxy never delivers event 0,
+    // because the stand-in holds the rest of the stream until we have it.
+    let first = tokio::time::timeout(Duration::from_secs(60), stream.next())
         .await
-        .expect("first event was buffered")
+        .expect("event 0 never arrived: the proxy buffers the stream")
         .unwrap()
         .unwrap();
     assert_eq!(&first[..], b"data: 0\n\n");
+    go.notify_one();
     let mut rest = Vec::new();
     while let Some(chunk) = stream.next().await {
         rest.extend_from_slice(&chunk.unwrap());
