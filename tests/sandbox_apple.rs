@@ -185,3 +185,42 @@ fn container_without_the_cli_on_linux_is_a_clear_error() {
     assert!(stderr.contains("macOS with Apple silicon"), "{stderr}");
     assert!(stderr.contains("--sandbox docker"), "{stderr}");
 }
+
+#[test]
+fn detached_sandbox_keeps_running_and_says_how_to_delete_it() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let name = "openwork-apl-detach";
+    let _guard = ContainerGuard(name.into());
+    let out = serve(&env, "apl-detach", &["--detach", "--no-opencode-router"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Logs came through `container logs --follow` before the orchestrator left.
+    assert!(
+        stdout.contains("[opencode] opencode server listening on"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("fake-container delete --force {name}")),
+        "{stdout}"
+    );
+    assert!(exists(name), "the detached container is gone");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("data/runs/apl-detach/state.json")).unwrap(),
+    )
+    .unwrap();
+    for s in state["services"].as_array().unwrap() {
+        if let Some(pid) = s["pid"].as_u64() {
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGTERM);
+            }
+        }
+    }
+}
