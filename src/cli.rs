@@ -399,6 +399,11 @@ pub struct StartArgs {
     #[arg(long, env = "OPENWORK_SANDBOX_MOUNT", value_name = "SPEC")]
     pub sandbox_mount: Vec<String>,
 
+    /// Apple `container` CLI to run for `--sandbox container` (default: `container` on PATH, macOS
+    /// on Apple silicon only). On other hosts only a test double of that CLI can be given here.
+    #[arg(long, env = "OPENWORK_CONTAINER_BIN", value_name = "PATH", hide = true)]
+    pub container_bin: Option<std::path::PathBuf>,
+
     /// Reload opencode when its config changes.
     #[arg(long, env = "OPENWORK_OPENCODE_HOT_RELOAD", value_parser = BoolishValueParser::new(),
           num_args = 0..=1, default_missing_value = "true")]

@@ -100,6 +100,8 @@ pub struct SandboxSettings {
     pub limits: openwork_backends::Limits,
     /// Copy opencode's auth.json/mcp-auth.json into the persist dir.
     pub copy_auth: bool,
+    /// The `container` program given with `OPENWORK_CONTAINER_BIN` (`--container-bin`).
+    pub container_bin: Option<std::path::PathBuf>,
 }
 
 /// `ws_` + the first 12 hex characters of SHA-256 of the workspace path (openwork-server's id).
@@ -470,6 +472,7 @@ fn sandbox_settings(
             ..openwork_backends::Limits::default()
         },
         copy_auth: !args.no_sandbox_auth_copy,
+        container_bin: args.container_bin.clone(),
     }))
 }
 

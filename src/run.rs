@@ -196,7 +196,7 @@ async fn start_all(
 ) -> anyhow::Result<(SidecarSet, Ports, bool, Verified)> {
     // A sandbox run checks its engine first: no download before we know it can run.
     let backend = match &plan.sandbox {
-        Some(sb) => Some(crate::sandbox::select_backend(sb.kind).await?),
+        Some(sb) => Some(crate::sandbox::select_backend(sb).await?),
         None => None,
     };
     let sidecars = resolve_sidecars(plan, sink).await?;

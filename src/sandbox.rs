@@ -5,12 +5,14 @@
 //! `auto` never falls back to an unsandboxed run: when no engine is usable it is an error that
 //! names the options (the original silently ran on the host).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use camino::Utf8PathBuf;
 use serde_json::json;
 
+use openwork_backends::apple::AppleContainerBackend;
 use openwork_backends::docker::{DockerBackend, EngineProbe};
 use openwork_backends::elf::{Arch, check_linux_executable};
 use openwork_backends::{SandboxBackend, persist};
@@ -29,27 +31,50 @@ fn apple_silicon_mac() -> bool {
     cfg!(all(target_os = "macos", target_arch = "aarch64"))
 }
 
-/// Picks and connects the backend for `kind`.
-pub async fn select_backend(kind: SandboxArg) -> anyhow::Result<Arc<dyn SandboxBackend>> {
-    match kind {
+/// The `container` program to use, if this host can use one: `OPENWORK_CONTAINER_BIN` when set
+/// (on Linux CI that is the test double `tests/support/fake-container`), else `container` on PATH
+/// on Apple silicon.
+fn container_program(sb: &SandboxSettings) -> Option<PathBuf> {
+    match &sb.container_bin {
+        Some(p) => Some(p.clone()),
+        None if apple_silicon_mac() => Some(PathBuf::from("container")),
+        None => None,
+    }
+}
+
+/// Picks and connects the backend for the run's `--sandbox`.
+pub async fn select_backend(sb: &SandboxSettings) -> anyhow::Result<Arc<dyn SandboxBackend>> {
+    match sb.kind {
         SandboxArg::Docker => Ok(Arc::new(
             DockerBackend::connect(IMAGE_BUILD_HINT)
                 .await
                 .context("--sandbox docker")?,
         )),
-        SandboxArg::Container => Err(container_unavailable()),
+        SandboxArg::Container => match container_program(sb) {
+            Some(program) => Ok(Arc::new(
+                AppleContainerBackend::connect(program, IMAGE_BUILD_HINT)
+                    .await
+                    .context("--sandbox container")?,
+            )),
+            None => Err(container_unavailable()),
+        },
         SandboxArg::Auto => {
+            // Apple silicon: Apple's container first (one VM per sandbox), then Docker.
+            let apple = match container_program(sb).filter(|_| apple_silicon_mac()) {
+                Some(program) => {
+                    match AppleContainerBackend::connect(program, IMAGE_BUILD_HINT).await {
+                        Ok(b) => return Ok(Arc::new(b)),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                None => "only available on macOS with Apple silicon".to_string(),
+            };
             let (probe, _) = openwork_backends::docker::probe().await;
             if let EngineProbe::Reachable { .. } = probe {
                 return Ok(Arc::new(DockerBackend::connect(IMAGE_BUILD_HINT).await?));
             }
             Err(anyhow!(
-                "--sandbox auto found no usable container engine.\n  Docker: {probe}\n  Apple container: {}\nInstall and start one of them, choose one with --sandbox docker|container, or run without a sandbox with --sandbox none.",
-                if apple_silicon_mac() {
-                    "not supported by this build yet"
-                } else {
-                    "only available on macOS with Apple silicon"
-                }
+                "--sandbox auto found no usable container engine.\n  Docker: {probe}\n  Apple container: {apple}\nInstall and start one of them, choose one with --sandbox docker|container, or run without a sandbox with --sandbox none."
             ))
         }
         SandboxArg::None => Err(anyhow!("no sandbox requested")),
@@ -57,15 +82,9 @@ pub async fn select_backend(kind: SandboxArg) -> anyhow::Result<Arc<dyn SandboxB
 }
 
 fn container_unavailable() -> anyhow::Error {
-    if apple_silicon_mac() {
-        anyhow!(
-            "--sandbox container is not supported by this build yet; use --sandbox docker (Docker Desktop) or --sandbox none"
-        )
-    } else {
-        anyhow!(
-            "--sandbox container needs Apple's `container` CLI, which runs only on macOS with Apple silicon; use --sandbox docker or --sandbox none"
-        )
-    }
+    anyhow!(
+        "--sandbox container needs Apple's `container` CLI, which runs only on macOS with Apple silicon; use --sandbox docker or --sandbox none"
+    )
 }
 
 /// Prepares everything the container needs and returns opencode's sandboxed service.

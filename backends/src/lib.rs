@@ -69,6 +69,10 @@ pub enum BackendError {
     },
     #[error("preparing the sandbox failed at {path}: {message}")]
     Prepare { path: String, message: String },
+    #[error(
+        "Apple container bind-mounts directories only, and {path} is not a directory; mount a directory (or use --sandbox docker)"
+    )]
+    MountNotDirectory { path: String },
     #[error("`{program}` failed: {message}")]
     Command { program: String, message: String },
 }

@@ -127,6 +127,33 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// Whether the orchestrator named by a container's owner labels is still alive on this host (then
+/// its container is not an orphan).
+pub(crate) fn owner_alive(owner_boot: Option<&str>, owner_pid: Option<&str>) -> bool {
+    owner_boot == Some(boot_id().as_str())
+        && owner_pid
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(pid_is_openwork)
+}
+
+/// Whether `pid` is a live openwork process: its command line on Linux; elsewhere (no `/proc`)
+/// only whether it is alive.
+pub(crate) fn pid_is_openwork(pid: i32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    if cfg!(target_os = "linux") {
+        return match std::fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(cmd) => String::from_utf8_lossy(&cmd).contains("openwork"),
+            Err(_) => false,
+        };
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EPERM,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use bollard::query_parameters::{
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 
-use crate::plan::{SandboxPlan, boot_id, label};
+use crate::plan::{SandboxPlan, label, owner_alive};
 use crate::{BackendError, LogLine, LogStream, SandboxBackend, SandboxExit, SandboxHandle};
 
 /// What probing the engine found; `Display` names the cause and the fix.
@@ -254,19 +254,16 @@ impl SandboxBackend for DockerBackend {
                 .list_containers(Some(opts))
                 .await
                 .map_err(engine("list containers"))?;
-            let boot = boot_id();
             let mut removed = Vec::new();
             for c in list {
                 let labels = c.labels.unwrap_or_default();
                 if labels.get(label::DETACHED).map(String::as_str) == Some("true") {
                     continue;
                 }
-                let owner_alive = labels.get(label::OWNER_BOOT) == Some(&boot)
-                    && labels
-                        .get(label::OWNER_PID)
-                        .and_then(|p| p.parse::<i32>().ok())
-                        .is_some_and(pid_is_openwork);
-                if owner_alive {
+                if owner_alive(
+                    labels.get(label::OWNER_BOOT).map(String::as_str),
+                    labels.get(label::OWNER_PID).map(String::as_str),
+                ) {
                     continue;
                 }
                 let name = c
@@ -288,17 +285,6 @@ impl SandboxBackend for DockerBackend {
 
     fn stop_command(&self, plan: &SandboxPlan) -> String {
         format!("docker rm -f {}", plan.name)
-    }
-}
-
-/// Whether `pid` is a live openwork process (so its containers are not orphans).
-fn pid_is_openwork(pid: i32) -> bool {
-    if pid <= 1 {
-        return false;
-    }
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmd) => String::from_utf8_lossy(&cmd).contains("openwork"),
-        Err(_) => false,
     }
 }
 
