@@ -205,3 +205,116 @@ fn status_and_approvals_against_a_real_run() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--openwork-url"), "{}", stderr(&o));
 }
+
+#[test]
+fn files_commands_against_a_real_run() {
+    let d = Detached::start();
+    let ow = d.openwork_url();
+    let token = d.creds["openwork"]["token"].as_str().unwrap().to_string();
+    let ws_id = d.creds["workspaceId"].as_str().unwrap().to_string();
+    let base = |extra: &[&str]| -> Output {
+        let mut args: Vec<&str> = vec!["files"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--openwork-url", &ow, "--token", &token]);
+        d.run(&args)
+    };
+
+    // Session (JSON), then human output for the rest.
+    let o = base(&["session", "create", "--workspace-id", &ws_id, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let sid = v["session"]["id"].as_str().unwrap().to_string();
+    assert_eq!(v["session"]["canWrite"], true);
+
+    let o = base(&[
+        "write",
+        &sid,
+        "--path",
+        "notes/todo.md",
+        "--content",
+        "hello from openwork",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("notes/todo.md: ok (revision"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.env.workspace().join("notes/todo.md")).unwrap(),
+        "hello from openwork"
+    );
+
+    let o = base(&["read", &sid, "--paths", "notes/todo.md"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("hello from openwork"), "{}", stdout(&o));
+    let o = base(&["read", &sid, "notes/todo.md", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let revision = v["items"][0]["revision"].as_str().unwrap().to_string();
+
+    // A stale revision is a conflict: reported, non-zero exit, file unchanged.
+    let o = base(&[
+        "write",
+        &sid,
+        "--path",
+        "notes/todo.md",
+        "--content",
+        "x",
+        "--if-match",
+        "1:1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("conflict"), "{}", stdout(&o));
+    let o = base(&[
+        "write",
+        &sid,
+        "notes/todo.md",
+        "--content",
+        "v2",
+        "--if-match",
+        &revision,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+
+    let o = base(&["catalog", &sid, "--limit", "50"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("notes/todo.md"), "{}", stdout(&o));
+    let o = base(&["events", &sid, "--since", "0", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(!v["items"].as_array().unwrap().is_empty(), "{v}");
+
+    let o = base(&["mkdir", &sid, "docs"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = base(&[
+        "rename",
+        &sid,
+        "--from",
+        "notes/todo.md",
+        "--to",
+        "docs/todo.md",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(d.env.workspace().join("docs/todo.md").exists());
+    let o = base(&["delete", &sid, "notes", "--recursive"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(!d.env.workspace().join("notes").exists());
+
+    // Escapes are refused by the server and reported.
+    let o = base(&["read", &sid, "../../etc/passwd"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+
+    // Bad input names what is missing.
+    let o = base(&["write", &sid, "--path", "a.txt"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--content"), "{}", stderr(&o));
+    let o = base(&["write", &sid, "--path", "a.txt", "--content-base64", "%%%"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("base64"), "{}", stderr(&o));
+
+    let o = base(&["session", "close", &sid]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = base(&["catalog", &sid, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["error"].as_str().unwrap().starts_with("HTTP 4"), "{v}");
+}
