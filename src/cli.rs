@@ -131,6 +131,17 @@ pub enum SandboxArg {
     Container,
 }
 
+/// Source of the sandbox's Linux binaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxSidecarsArg {
+    /// This host's binaries on Linux, downloads elsewhere.
+    Auto,
+    /// This host's binaries (Linux hosts only).
+    Host,
+    /// The Linux binaries from the sidecar manifest (opencode also from npm).
+    Downloaded,
+}
+
 /// opencode's own log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "UPPER")]
@@ -381,6 +392,16 @@ pub struct StartArgs {
     #[arg(long, env = "OPENWORK_SANDBOX_PIDS_LIMIT", value_name = "N", default_value_t = 512,
           value_parser = clap::value_parser!(i64).range(16..=1_000_000))]
     pub sandbox_pids_limit: i64,
+
+    /// Where the Linux binaries mounted into the sandbox come from: auto (this host's own when it
+    /// is Linux, else the sidecar manifest / npm for linux-<arch>), host, or downloaded.
+    #[arg(
+        long,
+        env = "OPENWORK_SANDBOX_SIDECARS",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub sandbox_sidecars: SandboxSidecarsArg,
 
     /// Do not copy opencode's provider credentials (auth.json, mcp-auth.json) into the sandbox.
     #[arg(long, env = "OPENWORK_SANDBOX_NO_AUTH_COPY", action = ArgAction::SetTrue,

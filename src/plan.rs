@@ -102,6 +102,8 @@ pub struct SandboxSettings {
     pub copy_auth: bool,
     /// The `container` program given with `OPENWORK_CONTAINER_BIN` (`--container-bin`).
     pub container_bin: Option<std::path::PathBuf>,
+    /// Where the Linux binaries mounted into the container come from.
+    pub sidecars: crate::cli::SandboxSidecarsArg,
 }
 
 /// `ws_` + the first 12 hex characters of SHA-256 of the workspace path (openwork-server's id).
@@ -473,6 +475,7 @@ fn sandbox_settings(
         },
         copy_auth: !args.no_sandbox_auth_copy,
         container_bin: args.container_bin.clone(),
+        sidecars: args.sandbox_sidecars,
     }))
 }
 

@@ -17,10 +17,13 @@ use openwork_backends::docker::{DockerBackend, EngineProbe};
 use openwork_backends::elf::{Arch, check_linux_executable};
 use openwork_backends::{SandboxBackend, persist};
 
-use crate::cli::SandboxArg;
+use crate::cli::{SandboxArg, SandboxSidecarsArg, SourceArg};
 use crate::logs::{LogSink, ORCHESTRATOR};
 use crate::plan::{RunPlan, SandboxSettings};
 use crate::services::{Ports, SidecarSet, sandbox_opencode_spec, sandbox_plan};
+use crate::sidecars::{
+    LiveProgress, ResolveSettings, Resolver, SidecarName, SidecarRequest, SourcePolicy, Target,
+};
 use crate::supervisor::ServiceSpec;
 
 /// How to build the default image (shown when it is missing).
@@ -87,6 +90,102 @@ fn container_unavailable() -> anyhow::Error {
     )
 }
 
+/// Where the container's Linux binaries come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutSource {
+    /// This host's opencode and this executable (a Linux host of the container's architecture).
+    Host,
+    /// Downloads for `linux-<arch>`: opencode from the manifest or npm, openwork (the
+    /// multi-call binary, published as the manifest's `openwork-server` entry) from the manifest.
+    Downloaded,
+}
+
+/// Pure choice of [`LayoutSource`] (`--sandbox-sidecars`).
+pub fn layout_source(
+    flag: SandboxSidecarsArg,
+    host_is_linux: bool,
+) -> Result<LayoutSource, String> {
+    match (flag, host_is_linux) {
+        (SandboxSidecarsArg::Host, false) => Err(
+            "--sandbox-sidecars host needs a Linux host; use --sandbox-sidecars downloaded (the default here)".into(),
+        ),
+        (SandboxSidecarsArg::Host, true) | (SandboxSidecarsArg::Auto, true) => Ok(LayoutSource::Host),
+        (SandboxSidecarsArg::Downloaded, _) | (SandboxSidecarsArg::Auto, false) => {
+            Ok(LayoutSource::Downloaded)
+        }
+    }
+}
+
+/// The Linux opencode and openwork executables mounted into the container.
+async fn linux_binaries(
+    plan: &RunPlan,
+    sb: &SandboxSettings,
+    sidecars: &SidecarSet,
+    arch: Arch,
+    sink: &LogSink,
+) -> anyhow::Result<(Utf8PathBuf, Utf8PathBuf)> {
+    let source = layout_source(sb.sidecars, cfg!(target_os = "linux")).map_err(|e| anyhow!(e))?;
+    if source == LayoutSource::Host {
+        let exe = std::env::current_exe().context("locating this executable")?;
+        let exe = Utf8PathBuf::from_path_buf(exe)
+            .map_err(|p| anyhow!("this executable's path is not UTF-8: {}", p.display()))?;
+        return Ok((sidecars.opencode.path.clone(), exe));
+    }
+    let target = match arch {
+        Arch::X86_64 => Target::LINUX_X64,
+        Arch::Aarch64 => Target::LINUX_ARM64,
+    };
+    let sp = &plan.sidecars;
+    let mut settings = ResolveSettings::new(sp.dir.clone(), sp.base_url.clone(), target);
+    settings.manifest_url = sp.manifest_url.clone();
+    settings.allow_external = sp.allow_external;
+    settings.verify = sp.verify;
+    let resolver = Resolver::new(settings, Box::new(LiveProgress::new(sink.verbose())));
+    // An explicit opencode binary is used as given (its ELF header is checked by the caller).
+    let opencode = if let Some(bin) = &sp.opencode_bin {
+        bin.clone()
+    } else {
+        let policy = match sp.opencode_source {
+            SourceArg::Npm => SourcePolicy::Npm,
+            SourceArg::External => SourcePolicy::External,
+            // Bundled means "next to this executable", which is not a Linux binary here.
+            _ => SourcePolicy::Downloaded,
+        };
+        match resolver
+            .resolve(&SidecarRequest::new(SidecarName::Opencode, policy))
+            .await
+        {
+            Ok(r) => r.path,
+            Err(first) if policy == SourcePolicy::Downloaded => {
+                resolver
+                    .resolve(&SidecarRequest::new(
+                        SidecarName::Opencode,
+                        SourcePolicy::Npm,
+                    ))
+                    .await
+                    .map_err(|second| {
+                        anyhow!("Linux opencode for the sandbox ({target}): {first}\n{second}")
+                    })?
+                    .path
+            }
+            Err(e) => return Err(anyhow!("Linux opencode for the sandbox ({target}): {e}")),
+        }
+    };
+    let openwork = resolver
+        .resolve(&SidecarRequest::new(
+            SidecarName::OpenworkServer,
+            SourcePolicy::Downloaded,
+        ))
+        .await
+        .map_err(|e| anyhow!("Linux openwork executable for the sandbox ({target}): {e}"))?;
+    sink.info(
+        ORCHESTRATOR,
+        "Sandbox uses downloaded Linux binaries",
+        json!({ "target": target.to_string(), "opencode": opencode, "openwork": openwork.path }),
+    );
+    Ok((opencode, openwork.path))
+}
+
 /// Prepares everything the container needs and returns opencode's sandboxed service.
 pub async fn opencode_service(
     plan: &RunPlan,
@@ -111,18 +210,11 @@ pub async fn opencode_service(
     }
     let arch =
         Arch::host().ok_or_else(|| anyhow!("sandbox mode needs an x86_64 or aarch64 host"))?;
-    if !cfg!(target_os = "linux") {
-        return Err(anyhow!(
-            "sandbox mode on this host needs Linux sidecars from the manifest, which this build does not fetch yet; use --sandbox none"
-        ));
-    }
-    check_linux_executable(&sidecars.opencode.path, arch)
+    let (opencode_bin, exe) = linux_binaries(plan, sb, sidecars, arch, sink).await?;
+    check_linux_executable(&opencode_bin, arch)
         .context("the opencode binary cannot run in the Linux sandbox")?;
-    let exe = std::env::current_exe().context("locating this executable")?;
-    let exe = Utf8PathBuf::from_path_buf(exe)
-        .map_err(|p| anyhow!("this executable's path is not UTF-8: {}", p.display()))?;
     check_linux_executable(&exe, arch)
-        .context("this openwork executable cannot run in the sandbox")?;
+        .context("the openwork executable cannot run in the sandbox")?;
 
     let host_data = if sb.copy_auth {
         let home = std::env::var("HOME").unwrap_or_default();
@@ -145,11 +237,32 @@ pub async fn opencode_service(
         nix::unistd::getuid().as_raw(),
         nix::unistd::getgid().as_raw()
     );
-    let splan = sandbox_plan(plan, sb, &sidecars.opencode.path, &exe, ports, user);
+    let splan = sandbox_plan(plan, sb, &opencode_bin, &exe, ports, user);
     sink.info(
         ORCHESTRATOR,
         "Starting sandbox",
         json!({ "backend": backend.name(), "container": splan.name, "image": splan.image }),
     );
     Ok(sandbox_opencode_spec(plan, backend, splan, ports))
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn layout_follows_the_host() {
+        use SandboxSidecarsArg::*;
+        assert_eq!(layout_source(Auto, true), Ok(LayoutSource::Host));
+        assert_eq!(layout_source(Auto, false), Ok(LayoutSource::Downloaded));
+        assert_eq!(
+            layout_source(Downloaded, true),
+            Ok(LayoutSource::Downloaded)
+        );
+        assert!(
+            layout_source(Host, false)
+                .unwrap_err()
+                .contains("Linux host")
+        );
+    }
 }

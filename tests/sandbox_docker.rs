@@ -387,3 +387,128 @@ fn detached_sandbox_keeps_running_and_says_how_to_stop_it() {
         }
     }
 }
+
+/// Serves a directory on 127.0.0.1 with Python's http.server; killed on drop.
+struct StaticServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl StaticServer {
+    fn start(dir: &std::path::Path) -> StaticServer {
+        let port = common::free_port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Bounded wait until it accepts connections.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        StaticServer { child, port }
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256_hex(path: &std::path::Path) -> (String, u64) {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).unwrap();
+    (
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        bytes.len() as u64,
+    )
+}
+
+#[test]
+fn sandbox_can_use_linux_binaries_downloaded_from_the_manifest() {
+    // The path a Mac host takes (its own binaries are not Linux ones), forced on Linux with
+    // --sandbox-sidecars downloaded: opencode and the openwork executable come from a manifest.
+    let _serial = serial();
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let assets = env.path("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    let oc = assets.join("opencode-linux-x64");
+    if std::fs::hard_link(common::opencode_bin(), &oc).is_err() {
+        std::fs::copy(common::opencode_bin(), &oc).unwrap();
+    }
+    let ow = assets.join("openwork-linux-x64");
+    std::fs::copy(common::openwork_bin(), &ow).unwrap();
+    let (oc_sha, oc_size) = sha256_hex(&oc);
+    let (ow_sha, ow_size) = sha256_hex(&ow);
+    let manifest = serde_json::json!({
+        "version": "0.1.0",
+        "entries": {
+            "opencode": { "version": "1.18.34", "targets": { "linux-x64": { "asset": "opencode-linux-x64", "sha256": oc_sha, "size": oc_size } } },
+            "openwork-server": { "version": "0.1.0", "targets": { "linux-x64": { "asset": "openwork-linux-x64", "sha256": ow_sha, "size": ow_size } } }
+        }
+    });
+    std::fs::write(
+        assets.join("openwork-orchestrator-sidecars.json"),
+        manifest.to_string(),
+    )
+    .unwrap();
+    let server = StaticServer::start(&assets);
+    let name = "openwork-sbx-dl";
+    let _guard = ContainerGuard(name.into());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let sidecar_dir = env.path("sidecars");
+    let args: Vec<String> = [
+        "serve",
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--sandbox",
+        "docker",
+        "--sandbox-sidecars",
+        "downloaded",
+        "--run-id",
+        "sbx-dl",
+        "--sidecar-base-url",
+        &base,
+        "--sidecar-dir",
+        sidecar_dir.to_str().unwrap(),
+        "--no-opencode-router",
+        "--check",
+        "--verbose",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = cmd(&env, &args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("Sandbox uses downloaded Linux binaries"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Checks: ok"), "{stdout}");
+    assert!(
+        sidecar_dir
+            .join("openwork-server/0.1.0/linux-x64/openwork-server")
+            .is_file(),
+        "openwork was not cached from the manifest"
+    );
+}
