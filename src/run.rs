@@ -433,12 +433,33 @@ async fn verify_server(plan: &RunPlan, ports: &Ports) -> anyhow::Result<Verified
         .json()
         .await
         .unwrap_or(Value::Null);
-    let list: Value = http_json(
-        http.get(format!("{base}/workspaces"))
-            .bearer_auth(&c.client_token),
+    http_json(
+        http.get(format!("{base}/approvals"))
+            .header("X-OpenWork-Host-Token", &c.host_token),
     )
     .await
-    .context("openwork-server GET /workspaces")?;
+    .context("openwork-server GET /approvals with the host token")?;
+    let token: Value = http_json(
+        http.post(format!("{base}/tokens"))
+            .header("X-OpenWork-Host-Token", &c.host_token)
+            .json(&json!({ "scope": "owner", "label": "OpenWork owner token" })),
+    )
+    .await
+    .context("openwork-server POST /tokens (owner token)")?;
+    let owner_token = token["token"]
+        .as_str()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("openwork-server did not return an owner token"))?
+        .to_string();
+    // opencode's credentials are shown to owner-scoped callers only: check them with the owner
+    // token just issued.
+    let list: Value = http_json(
+        http.get(format!("{base}/workspaces"))
+            .bearer_auth(&owner_token),
+    )
+    .await
+    .context("openwork-server GET /workspaces with the owner token")?;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let ws = items
         .iter()
@@ -463,25 +484,6 @@ async fn verify_server(plan: &RunPlan, ports: &Ports) -> anyhow::Result<Verified
     {
         return Err(anyhow!("openwork-server OpenCode credentials mismatch"));
     }
-    http_json(
-        http.get(format!("{base}/approvals"))
-            .header("X-OpenWork-Host-Token", &c.host_token),
-    )
-    .await
-    .context("openwork-server GET /approvals with the host token")?;
-    let token: Value = http_json(
-        http.post(format!("{base}/tokens"))
-            .header("X-OpenWork-Host-Token", &c.host_token)
-            .json(&json!({ "scope": "owner", "label": "OpenWork owner token" })),
-    )
-    .await
-    .context("openwork-server POST /tokens (owner token)")?;
-    let owner_token = token["token"]
-        .as_str()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| anyhow!("openwork-server did not return an owner token"))?
-        .to_string();
     Ok(Verified {
         owner_token,
         workspace_id: ws["id"].as_str().map(str::to_string),
