@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "sidecars_support.rs"]
+#[path = "common/sidecars.rs"]
 mod support;
 
 use std::ffi::OsString;
