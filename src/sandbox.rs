@@ -186,6 +186,27 @@ async fn linux_binaries(
     Ok((opencode, openwork.path))
 }
 
+/// opencode is mounted through its directory: when that directory holds anything besides the
+/// binary and its stamp (an explicit `--opencode-bin /usr/bin/opencode`), the binary is staged
+/// alone first so nothing else of the host becomes visible in the sandbox.
+fn isolate_opencode(
+    bin: &camino::Utf8Path,
+    persist_dir: &camino::Utf8Path,
+) -> anyhow::Result<Utf8PathBuf> {
+    let name = bin.file_name().unwrap_or("opencode");
+    let stamp = format!("{name}.stamp.json");
+    let dir = bin.parent().unwrap_or(camino::Utf8Path::new("/"));
+    let alone = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {dir}"))?
+        .flatten()
+        .all(|e| e.file_name() == name || e.file_name().to_str() == Some(stamp.as_str()));
+    if alone {
+        return Ok(bin.to_path_buf());
+    }
+    let staged = persist::stage_alone(bin, persist_dir, "opencode-bin", "opencode")?;
+    Ok(staged.join("opencode"))
+}
+
 /// Prepares everything the container needs and returns opencode's sandboxed service.
 pub async fn opencode_service(
     plan: &RunPlan,
@@ -237,6 +258,7 @@ pub async fn opencode_service(
         nix::unistd::getuid().as_raw(),
         nix::unistd::getgid().as_raw()
     );
+    let opencode_bin = isolate_opencode(&opencode_bin, &sb.persist_dir)?;
     let splan = sandbox_plan(plan, sb, &opencode_bin, &exe, ports, user);
     sink.info(
         ORCHESTRATOR,
@@ -264,5 +286,31 @@ mod layout_tests {
                 .unwrap_err()
                 .contains("Linux host")
         );
+    }
+
+    #[test]
+    fn opencode_is_mounted_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let root = camino::Utf8Path::from_path(t.path()).unwrap();
+        let bin_dir = root.join("bin");
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        std::fs::write(bin_dir.join("opencode"), "x").unwrap();
+        std::fs::write(bin_dir.join("opencode.stamp.json"), "{}").unwrap();
+        let persist = root.join("persist");
+        // Only the binary and its stamp: mounted where it is.
+        assert_eq!(
+            isolate_opencode(&bin_dir.join("opencode"), &persist).unwrap(),
+            bin_dir.join("opencode")
+        );
+        // Anything else beside it: staged alone next to the persist dir.
+        std::fs::write(bin_dir.join("secret.txt"), "s").unwrap();
+        let staged = isolate_opencode(&bin_dir.join("opencode"), &persist).unwrap();
+        assert_ne!(staged, bin_dir.join("opencode"));
+        let names: Vec<_> = std::fs::read_dir(staged.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("opencode")]);
     }
 }

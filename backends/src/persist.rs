@@ -123,6 +123,44 @@ pub fn write_beneath(
     Ok(())
 }
 
+/// Stages `file` as the only entry `name` of the directory `<persist dir>.<suffix>/` (a hard link,
+/// a copy across file systems; written to a temp name and renamed) and returns that directory.
+///
+/// Used for what is mounted read-only into the sandbox through a directory (Apple `container`
+/// mounts directories only; an explicit `--opencode-bin /usr/bin/opencode` must not expose all of
+/// `/usr/bin`). The directory sits next to the persist dir, not in it: the agent can write
+/// `/persist` and must not replace what the next run mounts.
+pub fn stage_alone(
+    file: &Utf8Path,
+    persist_dir: &Utf8Path,
+    suffix: &str,
+    name: &str,
+) -> Result<Utf8PathBuf, BackendError> {
+    let base = persist_dir.file_name().unwrap_or("persist");
+    let dir = persist_dir
+        .parent()
+        .unwrap_or(Utf8Path::new("/"))
+        .join(format!("{base}.{suffix}"));
+    std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+    for entry in std::fs::read_dir(&dir).map_err(|e| err(&dir, e))?.flatten() {
+        if entry.file_name() != name {
+            let p = entry.path();
+            let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
+        }
+    }
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(file, &tmp).is_err() {
+        std::fs::copy(file, &tmp).map_err(|e| err(file, e))?;
+    }
+    let target = dir.join(name);
+    std::fs::rename(&tmp, &target).map_err(|e| err(&target, e))?;
+    // rename(2) does nothing when both names already link the same inode (an earlier run's
+    // hard link): the temp name is then still there.
+    let _ = std::fs::remove_file(&tmp);
+    Ok(dir)
+}
+
 /// What [`prepare`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Prepared {

@@ -112,37 +112,9 @@ pub fn check_directories(plan: &SandboxPlan) -> Result<(), BackendError> {
     Ok(())
 }
 
-/// Stages `exe` as the only entry of `<persist dir>.openwork-bin/` (hard link, else copy; written
-/// to a temp name and renamed) and returns that directory.
+/// Stages `exe` as the only entry of `<persist dir>.openwork-bin/` and returns that directory.
 pub fn stage_openwork(exe: &Utf8Path, persist_dir: &Utf8Path) -> Result<Utf8PathBuf, BackendError> {
-    let err = |path: &Utf8Path, e: std::io::Error| BackendError::Prepare {
-        path: path.to_string(),
-        message: e.to_string(),
-    };
-    let name = persist_dir.file_name().unwrap_or("persist");
-    let dir = persist_dir
-        .parent()
-        .unwrap_or(Utf8Path::new("/"))
-        .join(format!("{name}.openwork-bin"));
-    std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-    // Nothing else may be visible at /opt/openwork.
-    for entry in std::fs::read_dir(&dir).map_err(|e| err(&dir, e))?.flatten() {
-        if entry.file_name() != "openwork" {
-            let p = entry.path();
-            let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
-        }
-    }
-    let tmp = dir.join(format!(".openwork.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    if std::fs::hard_link(exe, &tmp).is_err() {
-        std::fs::copy(exe, &tmp).map_err(|e| err(exe, e))?;
-    }
-    let target = dir.join("openwork");
-    std::fs::rename(&tmp, &target).map_err(|e| err(&target, e))?;
-    // rename(2) does nothing when both names already link the same inode (an earlier run's
-    // hard link): the temp name is then still there.
-    let _ = std::fs::remove_file(&tmp);
-    Ok(dir)
+    crate::persist::stage_alone(exe, persist_dir, "openwork-bin", "openwork")
 }
 
 /// Apple's `container` CLI as a [`SandboxBackend`].
