@@ -22,6 +22,7 @@ pub mod approvals;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 mod cors;
 pub mod error;
 pub mod files;

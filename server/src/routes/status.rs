@@ -39,7 +39,7 @@ pub(crate) async fn status(
         "server": {
             "host": config.host,
             "port": state.local_addr.port(),
-            "configPath": Value::Null,
+            "configPath": config.config_path,
         },
         "tokenSource": {
             "client": config.client_token_source,
