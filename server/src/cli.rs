@@ -1,7 +1,9 @@
-//! The command line of `openwork-server`: flags and their env variables
-//! (reference §A3/§A4), parsed once into a [`Config`].
+//! The command line of `openwork-server`: flags, their env variables and
+//! `server.json` (reference §A3–§A5), resolved once into a [`Config`].
 //!
-//! Precedence is CLI > env > default; nothing reads the environment after
+//! Precedence is CLI > env > file > default for every setting (clap tells
+//! which of CLI, env or default gave a value; the file fills in only where
+//! clap fell back to its default). Nothing reads the environment after
 //! [`parse_args`] returns. Values the original silently ignored (an unknown
 //! `--approval`, a non-numeric `--port`) are usage errors here that name the
 //! flag, the value and what is accepted. Unknown `--flags` are still skipped
@@ -19,6 +21,7 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use crate::config::{
     ApprovalConfig, ApprovalMode, Config, CorsOrigins, LogFormat, Secret, TokenSource,
 };
+use crate::config_file::{self, ConfigFileError, LoadedFile};
 use crate::workspace::{OpencodeAttachment, Workspace, resolve_path};
 
 /// Flags of `openwork-server`.
@@ -29,13 +32,17 @@ use crate::workspace::{OpencodeAttachment, Workspace, resolve_path};
     disable_version_flag = true
 )]
 struct Args {
+    /// server.json location (default `~/.config/openwork/server.json`; a missing default file is fine).
+    #[arg(long, env = "OPENWORK_SERVER_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Bind host.
     #[arg(long, env = "OPENWORK_HOST", default_value = "127.0.0.1")]
     host: String,
     /// Bind port; 0 picks a free port.
     #[arg(long, env = "OPENWORK_PORT", default_value_t = 8787)]
     port: u16,
-    /// Workspace root (repeatable); relative paths resolve against the current directory.
+    /// Workspace root (repeatable); relative paths resolve against the current directory
+    /// (in server.json: against the file's directory).
     #[arg(long = "workspace", value_name = "PATH", action = ArgAction::Append)]
     workspaces: Vec<Utf8PathBuf>,
     /// Workspaces from the environment: a JSON array or a `,`/`;` list.
@@ -169,6 +176,9 @@ pub enum CliError {
     /// The current directory is not valid UTF-8.
     #[error("the current directory {0:?} is not valid UTF-8")]
     NonUtf8CurrentDir(std::path::PathBuf),
+    /// `server.json` could not be read or parsed.
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
 }
 
 /// Removes `--flags` this server does not know (and their values), returning
@@ -230,6 +240,56 @@ fn source_of(matches: &clap::ArgMatches, id: &str) -> TokenSource {
     }
 }
 
+/// Whether the flag or its env variable gave `id` (rather than clap's default).
+fn given(matches: &clap::ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// `parsed` when the flag or env gave it, else the file's value, else `parsed` (the default).
+fn layered<T>(matches: &clap::ArgMatches, id: &str, parsed: T, file: Option<T>) -> T {
+    if given(matches, id) {
+        parsed
+    } else {
+        file.unwrap_or(parsed)
+    }
+}
+
+/// A token from flag/env, else the file, else a random UUID, with its source.
+fn token(
+    matches: &clap::ArgMatches,
+    id: &str,
+    parsed: Option<String>,
+    file: Option<&String>,
+) -> (String, TokenSource) {
+    if let Some(t) = non_empty(parsed) {
+        return (t, source_of(matches, id));
+    }
+    if let Some(t) = non_empty(file.cloned()) {
+        return (t, TokenSource::File);
+    }
+    (uuid::Uuid::new_v4().to_string(), TokenSource::Generated)
+}
+
+/// Loads `server.json` from `--config`/`OPENWORK_SERVER_CONFIG`, else the default location.
+fn load_file(
+    explicit: Option<&std::path::Path>,
+    cwd: &Utf8Path,
+) -> Result<Option<LoadedFile>, CliError> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let (path, explicit) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => match config_file::default_path(home.as_deref()) {
+            Some(p) => (p, false),
+            None => return Ok(None),
+        },
+    };
+    let path = config_file::absolute(&path, cwd)?;
+    Ok(config_file::load(&path, explicit)?)
+}
+
 /// Splits `OPENWORK_WORKSPACES`: a JSON array of strings or a `,`/`;` list.
 fn split_workspace_list(raw: &str) -> Vec<Utf8PathBuf> {
     let trimmed = raw.trim();
@@ -267,6 +327,20 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
         });
     }
 
+    let file = load_file(parsed.config.as_deref(), cwd)?;
+    let mut warnings = warnings;
+    let empty = config_file::FileConfig::default();
+    let fc = file.as_ref().map_or(&empty, |f| &f.config);
+    if let Some(f) = &file {
+        warnings.extend(
+            f.unknown_keys
+                .iter()
+                .map(|k| format!("config file {}: ignoring unknown key `{k}`", f.path)),
+        );
+    }
+
+    // Workspaces: the first non-empty of --workspace, OPENWORK_WORKSPACES,
+    // server.json; a source with entries replaces the others.
     let raw_workspaces = if parsed.workspaces.is_empty() {
         parsed
             .workspaces_list
@@ -276,55 +350,75 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
     } else {
         parsed.workspaces
     };
-    let mut workspaces: Vec<Workspace> = raw_workspaces
-        .iter()
-        .map(|p| Workspace::local(resolve_path(p, cwd)))
-        .collect();
+    let mut workspaces: Vec<Workspace> = if raw_workspaces.is_empty() {
+        file.as_ref()
+            .map(LoadedFile::workspaces)
+            .unwrap_or_default()
+    } else {
+        raw_workspaces
+            .iter()
+            .map(|p| Workspace::local(resolve_path(p, cwd)))
+            .collect()
+    };
+    // Base URL and directory come from flag/env only; credentials also from the file.
     OpencodeAttachment {
         base_url: non_empty(parsed.opencode_base_url),
         directory: non_empty(parsed.opencode_directory),
-        username: non_empty(parsed.opencode_username).map(Secret::new),
-        password: non_empty(parsed.opencode_password).map(Secret::new),
+        username: non_empty(parsed.opencode_username)
+            .or_else(|| non_empty(fc.opencode_username.clone()))
+            .map(Secret::new),
+        password: non_empty(parsed.opencode_password)
+            .or_else(|| non_empty(fc.opencode_password.clone()))
+            .map(Secret::new),
     }
     .apply(&mut workspaces);
 
-    let (client_token, client_token_source) = match non_empty(parsed.token) {
-        Some(t) => (t, source_of(&matches, "token")),
-        None => (uuid::Uuid::new_v4().to_string(), TokenSource::Generated),
-    };
-    let (host_token, host_token_source) = match non_empty(parsed.host_token) {
-        Some(t) => (t, source_of(&matches, "host_token")),
-        None => (uuid::Uuid::new_v4().to_string(), TokenSource::Generated),
-    };
+    let (client_token, client_token_source) =
+        token(&matches, "token", parsed.token, fc.token.as_ref());
+    let (host_token, host_token_source) = token(
+        &matches,
+        "host_token",
+        parsed.host_token,
+        fc.host_token.as_ref(),
+    );
 
     let log_requests = if parsed.no_log_requests {
         false
+    } else if given(&matches, "log_requests") {
+        parsed.log_requests
     } else {
-        match matches.value_source("log_requests") {
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable) => parsed.log_requests,
-            _ => true,
-        }
+        fc.log_requests.unwrap_or(true)
+    };
+    let file_approval = fc.approval.clone().unwrap_or_default();
+    let cors = match parsed.cors.as_deref() {
+        Some(raw) => CorsOrigins::parse(raw),
+        None => fc
+            .cors_origins
+            .as_ref()
+            .map(|list| CorsOrigins::from_list(list.clone()))
+            .unwrap_or_default(),
     };
 
     let config = Config {
-        host: parsed.host,
-        port: parsed.port,
+        host: layered(&matches, "host", parsed.host, fc.host.clone()),
+        port: layered(&matches, "port", parsed.port, fc.port),
         workspaces,
         approval: ApprovalConfig {
-            mode: parsed.approval,
-            timeout: std::time::Duration::from_millis(parsed.approval_timeout),
+            mode: layered(&matches, "approval", parsed.approval, file_approval.mode),
+            timeout: std::time::Duration::from_millis(layered(
+                &matches,
+                "approval_timeout",
+                parsed.approval_timeout,
+                file_approval.timeout_ms,
+            )),
         },
-        read_only: parsed.read_only,
-        cors: parsed
-            .cors
-            .as_deref()
-            .map(CorsOrigins::parse)
-            .unwrap_or_default(),
+        read_only: layered(&matches, "read_only", parsed.read_only, fc.read_only),
+        cors,
         client_token: Secret::new(client_token),
         host_token: Secret::new(host_token),
         client_token_source,
         host_token_source,
-        log_format: parsed.log_format,
+        log_format: layered(&matches, "log_format", parsed.log_format, fc.log_format),
         log_requests,
         verbose: parsed.verbose,
         run_id: non_empty(parsed.run_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -338,6 +432,11 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
                 })
                 .map(|d| d.join("tokens.json"))
         }),
+        authorized_roots: file
+            .as_ref()
+            .map(LoadedFile::authorized_roots)
+            .unwrap_or_default(),
+        config_path: file.map(|f| f.path),
     };
     Ok(Parsed {
         invocation: Invocation::Run(Box::new(config)),

@@ -7,10 +7,14 @@
 
 use std::time::Duration;
 
+use camino::{Utf8Path, Utf8PathBuf};
+
 use crate::workspace::Workspace;
 
 /// How writes are approved (reference §A9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalMode {
     /// Every gated write waits for the host to answer `allow` or `deny`.
@@ -30,10 +34,12 @@ impl ApprovalMode {
 }
 
 /// Output format of log lines (reference §A14).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One plain text line per message.
     #[value(alias = "text", alias = "human")]
+    #[serde(alias = "text", alias = "human")]
     Pretty,
     /// One OpenTelemetry-style JSON object per line.
     Json,
@@ -47,6 +53,8 @@ pub enum TokenSource {
     Cli,
     /// An environment variable.
     Env,
+    /// The config file (`server.json`).
+    File,
     /// The server generated a random one.
     Generated,
 }
@@ -83,12 +91,18 @@ impl CorsOrigins {
     /// reference default is `["*"]`).
     pub fn parse(raw: &str) -> Self {
         let trimmed = raw.trim();
-        let mut items: Vec<String> = if trimmed.starts_with('[') {
+        let items: Vec<String> = if trimmed.starts_with('[') {
             serde_json::from_str::<Vec<String>>(trimmed).unwrap_or_default()
         } else {
             trimmed.split([',', ';']).map(str::to_owned).collect()
         };
-        items = items
+        Self::from_list(items)
+    }
+
+    /// A list of origins (e.g. `corsOrigins` of `server.json`); empty entries
+    /// are dropped and an empty result means "any origin".
+    pub fn from_list(items: Vec<String>) -> Self {
+        let mut items: Vec<String> = items
             .into_iter()
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
@@ -169,6 +183,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `tokens.json` for issued tokens; `None` keeps them in memory only.
     pub token_store: Option<std::path::PathBuf>,
+    /// The `server.json` that was read, if any (reported by `/status`).
+    pub config_path: Option<Utf8PathBuf>,
+    /// `authorizedRoots` from `server.json`; empty means "the workspace paths".
+    pub authorized_roots: Vec<Utf8PathBuf>,
 }
 
 impl Config {
@@ -192,13 +210,29 @@ impl Config {
             run_id: uuid::Uuid::new_v4().to_string(),
             max_body_bytes: crate::routes::MAX_BODY_BYTES,
             token_store: None,
+            config_path: None,
+            authorized_roots: Vec::new(),
         }
     }
 
-    /// The paths under which workspaces may be resolved (here: the workspace
-    /// paths themselves, as the reference does without a config file).
+    /// The paths under which workspaces may be resolved: `authorizedRoots`
+    /// from `server.json` when it lists any, else the workspace paths.
     pub fn authorized_roots(&self) -> Vec<String> {
-        self.workspaces.iter().map(|w| w.path.to_string()).collect()
+        if self.authorized_roots.is_empty() {
+            self.workspaces.iter().map(|w| w.path.to_string()).collect()
+        } else {
+            self.authorized_roots
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        }
+    }
+
+    /// Whether `path` is an authorized root or lies below one (component-wise).
+    pub fn is_authorized(&self, path: &Utf8Path) -> bool {
+        self.authorized_roots()
+            .iter()
+            .any(|root| path.starts_with(root))
     }
 }
 

@@ -15,13 +15,16 @@
 //! # }
 //! ```
 //!
-//! This slice implements `/health`, `/status`, `/whoami`, `/capabilities`,
-//! `/workspaces`, `/approvals[/:id]` and `/tokens[/:id]`.
+//! It implements `/health`, `/status`, `/whoami`, `/capabilities`,
+//! `/workspaces`, `/approvals[/:id]`, `/tokens[/:id]`, `/workspace/:id/config`,
+//! file sessions, the `/opencode` proxy and the `/w/:id` mount prefix; the
+//! crate README lists the routes and where they differ from the original.
 
 pub mod approvals;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 mod cors;
 pub mod error;
 pub mod files;

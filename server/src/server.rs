@@ -119,6 +119,10 @@ impl Server {
             log.info(&format!("Workspaces: {}", config.workspaces.len()));
         }
         if config.verbose {
+            match &config.config_path {
+                Some(path) => log.info(&format!("Config: {path}")),
+                None => log.info("Config: none (no server.json)"),
+            }
             log.info(&format!("Read-only: {}", config.read_only));
             log.info(&format!(
                 "Approval: {} ({} ms)",

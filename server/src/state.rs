@@ -42,9 +42,11 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// The workspace `id`, or 404 `workspace_not_found`.
+    /// The workspace `id`, or 404 `workspace_not_found`, or 403
+    /// `workspace_unauthorized` when it lies outside every authorized root.
     pub fn workspace(&self, id: &str) -> Result<&Workspace, ApiError> {
-        self.config
+        let ws = self
+            .config
             .workspaces
             .iter()
             .find(|w| w.id == id)
@@ -54,7 +56,15 @@ impl AppState {
                     "workspace_not_found",
                     format!("Workspace not found: {id}"),
                 )
-            })
+            })?;
+        if !self.config.is_authorized(&ws.path) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "workspace_unauthorized",
+                "Workspace is outside the authorized roots",
+            ));
+        }
+        Ok(ws)
     }
 
     /// Milliseconds since start.

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::config::Secret;
 
 /// Whether the workspace lives on this machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WorkspaceType {
     /// A directory on this machine; its OpenCode directory defaults to its path.
     Local,
@@ -183,8 +184,14 @@ impl OpencodeAttachment {
             if ws.base_url.is_none() {
                 ws.base_url.clone_from(&self.base_url);
             }
-            ws.opencode_username.clone_from(&self.username);
-            ws.opencode_password.clone_from(&self.password);
+            // Credentials given by flag or env replace a workspace's own
+            // (from server.json); absent ones leave them alone.
+            if self.username.is_some() {
+                ws.opencode_username.clone_from(&self.username);
+            }
+            if self.password.is_some() {
+                ws.opencode_password.clone_from(&self.password);
+            }
             if single && self.directory.is_some() {
                 ws.directory.clone_from(&self.directory);
             }

@@ -24,18 +24,7 @@ pub(crate) async fn get_config(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let ws = state
-        .config
-        .workspaces
-        .iter()
-        .find(|w| w.id == id)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "workspace_not_found",
-                format!("Workspace not found: {id}"),
-            )
-        })?;
+    let ws = state.workspace(&id)?;
     let root = ws.path.clone();
     let read = tokio::task::spawn_blocking(move || read_configs(&root))
         .await

@@ -11,6 +11,7 @@ mod config;
 mod files;
 mod files_write;
 mod health;
+mod mount;
 mod proxy;
 mod status;
 mod tokens;
@@ -33,8 +34,30 @@ use crate::state::SharedState;
 /// Default largest request body accepted (the original had no explicit limit).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// Builds the whole application: routes, guards, CORS, request log.
+/// Builds the whole application: the `/w/:id` mount in front of the routes, then CORS and
+/// the request log around everything (so both see the path as the client sent it).
 pub(crate) fn app(state: SharedState) -> Router {
+    let core = routes(state.clone());
+    let enter = {
+        let (state, core) = (state.clone(), core.clone());
+        move |req: Request| mount::enter(state.clone(), core.clone(), req)
+    };
+    Router::new()
+        .route("/w/{id}", any(enter.clone()))
+        .route("/w/{id}/{*rest}", any(enter))
+        .fallback_service(core)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state,
+            crate::request_log::layer,
+        ))
+}
+
+/// The routes without a prefix, each group behind its guard.
+fn routes(state: SharedState) -> Router {
     let open = Router::new()
         .route("/health", get(health::health))
         .route_layer(middleware::map_response(tag_none));
@@ -74,14 +97,6 @@ pub(crate) fn app(state: SharedState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::cors::layer,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::request_log::layer,
-        ))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ use futures_util::TryStreamExt;
 
 use crate::auth::{Actor, Scope};
 use crate::error::ApiError;
+use crate::routes::mount::Mount;
 use crate::state::SharedState;
 
 const DROPPED: [&str; 6] = [
@@ -27,13 +28,18 @@ const DROPPED: [&str; 6] = [
     "content-length",
 ];
 
-/// Proxies to the first workspace's OpenCode.
+/// Proxies to the first workspace's OpenCode, or under `/w/:id` to that workspace's.
 pub(crate) async fn proxy(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
+    mount: Option<Extension<Mount>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let ws = state.config.workspaces.first().ok_or_else(|| {
+    let ws = match mount.as_deref() {
+        Some(m) => Some(state.workspace(&m.workspace_id)?),
+        None => state.config.workspaces.first(),
+    };
+    let ws = ws.ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "opencode_unconfigured",

@@ -9,19 +9,22 @@ use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use crate::auth::{Actor, Scope};
+use crate::routes::mount::{Mount, visible};
 use crate::state::SharedState;
 
 fn reveal(actor: &Actor) -> bool {
     actor.scope() >= Scope::Collaborator
 }
 
-/// `GET /status`.
+/// `GET /status` (under `/w/:id`: only that workspace).
 pub(crate) async fn status(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
+    mount: Option<Extension<Mount>>,
 ) -> Json<Value> {
     let config = &state.config;
-    let active = config.workspaces.first();
+    let workspaces = visible(&state, mount.as_deref());
+    let active = workspaces.first().copied();
     Json(json!({
         "ok": true,
         "version": crate::VERSION,
@@ -32,14 +35,14 @@ pub(crate) async fn status(
             "timeoutMs": u64::try_from(state.approvals.timeout().as_millis()).unwrap_or(u64::MAX),
         },
         "corsOrigins": config.cors.0,
-        "workspaceCount": config.workspaces.len(),
+        "workspaceCount": workspaces.len(),
         "activeWorkspaceId": active.map(|w| w.id.clone()),
         "workspace": active.map(|w| w.to_json(reveal(&actor))),
         "authorizedRoots": config.authorized_roots(),
         "server": {
             "host": config.host,
             "port": state.local_addr.port(),
-            "configPath": Value::Null,
+            "configPath": config.config_path,
         },
         "tokenSource": {
             "client": config.client_token_source,
@@ -54,21 +57,18 @@ pub(crate) async fn whoami(Extension(actor): Extension<Actor>) -> Json<Value> {
 }
 
 /// `GET /workspaces`: `{"items","workspaces","activeId"}` (`workspaces` is
-/// the later upstream alias of `items`).
+/// the later upstream alias of `items`); under `/w/:id` only that workspace.
 pub(crate) async fn workspaces(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
+    mount: Option<Extension<Mount>>,
 ) -> Json<Value> {
-    let items: Vec<Value> = state
-        .config
-        .workspaces
-        .iter()
-        .map(|w| w.to_json(reveal(&actor)))
-        .collect();
+    let visible = visible(&state, mount.as_deref());
+    let items: Vec<Value> = visible.iter().map(|w| w.to_json(reveal(&actor))).collect();
     Json(json!({
         "items": items,
         "workspaces": items,
-        "activeId": state.config.workspaces.first().map(|w| w.id.clone()),
+        "activeId": visible.first().map(|w| w.id.clone()),
     }))
 }
 
