@@ -114,7 +114,7 @@ impl Workspace {
     }
 
     /// The serialised workspace. `reveal_credentials` controls whether the
-    /// OpenCode user name and password are included (collaborator and above).
+    /// OpenCode user name and password are included (owner scope only).
     pub fn to_json(&self, reveal_credentials: bool) -> Value {
         let mut out = Map::new();
         out.insert("id".into(), json!(self.id));

@@ -87,9 +87,10 @@ async fn client_routes_reject_missing_and_wrong_tokens() {
 #[tokio::test]
 async fn workspaces_carry_the_opencode_connection() {
     let s = start(with_workspace()).await;
+    let owner = issue(&s, "owner").await;
     let resp = s
         .get("/workspaces")
-        .header("Authorization", bearer(CLIENT))
+        .header("Authorization", bearer(&owner))
         .send()
         .await
         .unwrap();
@@ -113,6 +114,23 @@ async fn workspaces_carry_the_opencode_connection() {
     assert_eq!(ws["id"], id);
     assert_eq!(body["activeId"], id);
     assert_eq!(body["workspaces"], body["items"]);
+}
+
+#[tokio::test]
+async fn collaborators_do_not_get_opencode_credentials() {
+    let s = start(with_workspace()).await;
+    let (status, body) = json(
+        s.get("/workspaces")
+            .header("Authorization", bearer(CLIENT))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let oc = &body["items"][0]["opencode"];
+    assert_eq!(oc["baseUrl"], "http://127.0.0.1:4096");
+    assert!(oc.get("password").is_none() && oc.get("username").is_none());
 }
 
 #[tokio::test]

@@ -12,8 +12,10 @@ use crate::auth::{Actor, Scope};
 use crate::routes::mount::{Mount, visible};
 use crate::state::SharedState;
 
+/// opencode's basic-auth pair grants full control of the agent: only owner-scoped callers
+/// (including the orchestrator, through the owner token it issues) see it.
 fn reveal(actor: &Actor) -> bool {
-    actor.scope() >= Scope::Collaborator
+    actor.scope() >= Scope::Owner
 }
 
 /// `GET /status` (under `/w/:id`: only that workspace).
