@@ -61,7 +61,9 @@ impl Server {
         }
         self.print_startup(local_addr);
         let approvals = self.approvals.clone();
+        let workspaces = std::sync::RwLock::new(self.config.workspaces.clone());
         let state = Arc::new(AppState {
+            workspaces,
             config: self.config,
             auth: self.auth,
             approvals: self.approvals,

@@ -39,16 +39,17 @@ pub(crate) struct AppState {
     pub locks: PathLocks,
     /// Client for the OpenCode proxy.
     pub http: reqwest::Client,
+    /// The served workspaces, first = active (activate reorders, delete removes).
+    pub workspaces: std::sync::RwLock<Vec<Workspace>>,
 }
 
 impl AppState {
     /// The workspace `id`, or 404 `workspace_not_found`, or 403
     /// `workspace_unauthorized` when it lies outside every authorized root.
-    pub fn workspace(&self, id: &str) -> Result<&Workspace, ApiError> {
+    pub fn workspace(&self, id: &str) -> Result<Workspace, ApiError> {
         let ws = self
-            .config
-            .workspaces
-            .iter()
+            .workspaces()
+            .into_iter()
             .find(|w| w.id == id)
             .ok_or_else(|| {
                 ApiError::new(
@@ -65,6 +66,14 @@ impl AppState {
             ));
         }
         Ok(ws)
+    }
+
+    /// A snapshot of the served workspaces (first = active).
+    pub fn workspaces(&self) -> Vec<Workspace> {
+        match self.workspaces.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Milliseconds since start.

@@ -15,6 +15,7 @@ mod mount;
 mod proxy;
 mod status;
 mod tokens;
+mod workspaces;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -89,6 +90,8 @@ fn routes(state: SharedState) -> Router {
         .route("/approvals/{id}", post(approvals::reply))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/workspaces/{id}/activate", post(workspaces::activate))
+        .route("/workspaces/{id}", delete(workspaces::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), host_guard));
     Router::new()
         .merge(open)

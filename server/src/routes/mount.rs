@@ -43,10 +43,10 @@ pub(crate) struct Mount {
 }
 
 /// The workspaces a request may see: only the mounted one under `/w/:id`, else all.
-pub(crate) fn visible<'a>(state: &'a AppState, mount: Option<&Mount>) -> Vec<&'a Workspace> {
+pub(crate) fn visible(state: &AppState, mount: Option<&Mount>) -> Vec<Workspace> {
     match mount {
         Some(m) => state.workspace(&m.workspace_id).into_iter().collect(),
-        None => state.config.workspaces.iter().collect(),
+        None => state.workspaces(),
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) async fn proxy(
 ) -> Result<Response, ApiError> {
     let ws = match mount.as_deref() {
         Some(m) => Some(state.workspace(&m.workspace_id)?),
-        None => state.config.workspaces.first(),
+        None => state.workspaces().into_iter().next(),
     };
     let ws = ws.ok_or_else(|| {
         ApiError::new(

@@ -26,7 +26,7 @@ pub(crate) async fn status(
 ) -> Json<Value> {
     let config = &state.config;
     let workspaces = visible(&state, mount.as_deref());
-    let active = workspaces.first().copied();
+    let active = workspaces.first();
     Json(json!({
         "ok": true,
         "version": crate::VERSION,
@@ -78,7 +78,7 @@ pub(crate) async fn workspaces(
 /// available; the routes of later slices are reported as not writable.
 pub(crate) async fn capabilities(State(state): State<SharedState>) -> Json<Value> {
     let write = !state.config.read_only;
-    let proxy_opencode = state.config.workspaces.iter().any(|w| w.base_url.is_some());
+    let proxy_opencode = state.workspaces().iter().any(|w| w.base_url.is_some());
     Json(json!({
         "schemaVersion": 1,
         "serverVersion": crate::VERSION,
