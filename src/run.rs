@@ -88,7 +88,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     let (sidecars, ports, router_running, verified) = match started {
         Ok(v) => v,
         Err(e) => {
-            supervisor.shutdown().await;
+            stop_and_clean(&plan, &mut supervisor).await;
             if let Some(Interrupted(code)) = e.downcast_ref::<Interrupted>() {
                 sink.warn(ORCHESTRATOR, "Interrupted before ready", Value::Null);
                 return Ok(*code);
@@ -159,7 +159,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
                     1
                 }
             };
-            supervisor.shutdown().await;
+            stop_and_clean(&plan, &mut supervisor).await;
             Ok(code)
         }
         RunMode::Foreground => {
@@ -172,9 +172,19 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
                 _ = sigint.recv() => 0,
                 _ = sigterm.recv() => 0,
             };
-            supervisor.shutdown().await;
+            stop_and_clean(&plan, &mut supervisor).await;
             Ok(code)
         }
+    }
+}
+
+/// Stops every service, then removes the run's directory (its token store: tokens issued during
+/// a run must not outlive it). Detached runs never come here: they keep theirs.
+async fn stop_and_clean(plan: &RunPlan, supervisor: &mut Supervisor) {
+    supervisor.shutdown().await;
+    let dir = plan.run_dir();
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -203,9 +213,7 @@ async fn start_all(
     let ports = choose_ports(plan, sink)?;
     std::fs::create_dir_all(plan.opencode_config_dir())
         .with_context(|| format!("creating {}", plan.opencode_config_dir()))?;
-    if plan.mode == RunMode::Detach {
-        create_private_dir(&plan.run_dir())?;
-    }
+    create_private_dir(&plan.run_dir())?;
 
     let opencode = match (&plan.sandbox, backend) {
         (Some(sb), Some(backend)) => {

@@ -329,6 +329,12 @@ pub fn server_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> ServiceSp
     env.extend([
         ("OPENWORK_TOKEN".into(), c.client_token.clone()),
         ("OPENWORK_HOST_TOKEN".into(), c.host_token.clone()),
+        // Tokens issued during this run (the owner token) live and die with the run: a shared
+        // store would keep every past run's owner token valid forever.
+        (
+            "OPENWORK_TOKEN_STORE".into(),
+            plan.run_dir().join("tokens.json").to_string(),
+        ),
         ("OPENWORK_OPENCODE_BASE_URL".into(), opencode_url(ports)),
         (
             "OPENWORK_OPENCODE_DIRECTORY".into(),

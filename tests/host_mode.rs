@@ -439,3 +439,91 @@ fn detach_leaves_services_running_with_state_and_a_way_to_stop_them() {
         Vec::<u32>::new()
     );
 }
+
+#[test]
+fn an_owner_token_dies_with_its_run() {
+    let env = TestEnv::new();
+    let out = env
+        .serve_real(&[
+            "--json",
+            "--check",
+            "--no-opencode-router",
+            "--run-id",
+            "tok-1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let old_owner = doc["openwork"]["ownerToken"].as_str().unwrap().to_string();
+    assert!(
+        !env.path("data/runs/tok-1").exists(),
+        "the run's token store outlived it"
+    );
+
+    // A later run of the same workspace does not accept the earlier run's owner token.
+    let out = env
+        .serve_real(&["--detach", "--no-opencode-router", "--run-id", "tok-2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = env.path("data/runs/tok-2");
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("credentials.json")).unwrap())
+            .unwrap();
+    let url = format!(
+        "{}/workspaces",
+        creds["openwork"]["baseUrl"].as_str().unwrap()
+    );
+    let status = |token: &str| {
+        let o = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                "-H",
+            ])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(&url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(status(&old_owner), "401");
+    assert_eq!(
+        status(creds["openwork"]["ownerToken"].as_str().unwrap()),
+        "200"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
+    let pids: Vec<u32> = state["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    for pid in &pids {
+        unsafe {
+            libc::kill(-(*pid as i32), libc::SIGTERM);
+        }
+    }
+    assert_eq!(
+        wait_all_dead(&pids, Duration::from_secs(15)),
+        Vec::<u32>::new()
+    );
+}
