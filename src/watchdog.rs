@@ -8,6 +8,9 @@
 //! reaches end-of-file — the orchestrator is gone, however it died — the watchdog sends SIGTERM
 //! to every group still announced, then SIGKILL after a grace period, and exits.
 //!
+//! Sandboxes are announced the same way (`+S <remover>`): at end-of-file the watchdog removes
+//! them too, so a container does not outlive a killed orchestrator.
+//!
 //! Left open: a service that leaves its process group (`setsid`) escapes both mechanisms.
 
 use std::collections::BTreeSet;
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use openwork_backends::remover::Remover;
 
 /// The orchestrator's handle on its watchdog.
 pub struct Watchdog {
@@ -70,6 +74,16 @@ impl Watchdog {
         self.send(&format!("-{pgid}"));
     }
 
+    /// A sandbox to remove if the orchestrator dies.
+    pub fn watch_sandbox(&self, remover: &openwork_backends::remover::Remover) {
+        self.send(&format!("+S {}", remover.to_line()));
+    }
+
+    /// The sandbox is gone (or was stopped normally): forget it.
+    pub fn forget_sandbox(&self, remover: &openwork_backends::remover::Remover) {
+        self.send(&format!("-S {}", remover.to_line()));
+    }
+
     /// Normal end of the run: close the pipe with nothing announced and reap the watchdog.
     pub fn finish(&self) {
         if let Ok(mut guard) = self.pipe.lock() {
@@ -86,10 +100,23 @@ impl Watchdog {
 /// The watchdog role's main loop: reads announcements until EOF, then stops what is left.
 pub fn run_watchdog() -> std::process::ExitCode {
     let mut groups: BTreeSet<i32> = BTreeSet::new();
+    let mut sandboxes: Vec<Remover> = Vec::new();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let line = line.trim();
+        if let Some(rest) = line.strip_prefix("+S ") {
+            if let Some(r) = Remover::from_line(rest) {
+                sandboxes.push(r);
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("-S ") {
+            if let Some(r) = Remover::from_line(rest) {
+                sandboxes.retain(|s| *s != r);
+            }
+            continue;
+        }
         let (add, num) = match line.split_at_checked(1) {
             Some(("+", n)) => (true, n),
             Some(("-", n)) => (false, n),
@@ -106,6 +133,17 @@ pub fn run_watchdog() -> std::process::ExitCode {
         } else {
             groups.remove(&pgid);
         }
+    }
+    if !sandboxes.is_empty()
+        && let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    {
+        rt.block_on(async {
+            for s in &sandboxes {
+                s.run().await;
+            }
+        });
     }
     if groups.is_empty() {
         return std::process::ExitCode::SUCCESS;

@@ -122,6 +122,8 @@ fn orphan_of_a_killed_run_is_removed_by_the_next_run() {
     let _g2 = ContainerGuard("openwork-apl-next".into());
     let mut run = Running::spawn(serve(&env, "apl-orphan", &["--no-opencode-router"]));
     run.wait_for("OpenWork orchestrator running", LONG);
+    // Orchestrator and watchdog die together: only the next run's sweep can clean up.
+    common::kill_watchdog(run.pid());
     run.signal(libc::SIGKILL);
     run.wait_exit(LONG);
     assert!(exists(orphan), "the killed run's container should remain");

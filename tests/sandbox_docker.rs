@@ -260,6 +260,8 @@ fn orphan_of_a_killed_run_is_removed_by_the_next_run() {
     );
     let mut run = Running::spawn(cmd(&env, &args));
     run.wait_for("OpenWork orchestrator running", LONG);
+    // Orchestrator and watchdog die together: only the next run's sweep can clean up.
+    common::kill_watchdog(run.pid());
     run.signal(libc::SIGKILL);
     run.wait_exit(LONG);
     let exists = |n: &str| {
@@ -510,5 +512,42 @@ fn sandbox_can_use_linux_binaries_downloaded_from_the_manifest() {
             .join("openwork-server/0.1.0/linux-x64/openwork-server")
             .is_file(),
         "openwork was not cached from the manifest"
+    );
+}
+
+#[test]
+fn sigkill_of_the_orchestrator_removes_its_sandbox_through_the_watchdog() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let name = "openwork-sbx-wd";
+    let _guard = ContainerGuard(name.into());
+    let args = sandbox_args(
+        &env,
+        ws.to_str().unwrap(),
+        "sbx-wd",
+        &["--no-opencode-router"],
+    );
+    let mut run = Running::spawn(cmd(&env, &args));
+    run.wait_for("OpenWork orchestrator running", LONG);
+    let pids = common::descendants(run.pid());
+    run.signal(libc::SIGKILL);
+    run.wait_exit(LONG);
+    let exists = || {
+        let out = std::process::Command::new("docker")
+            .args(["ps", "-a", "-q", "--filter", &format!("name=^{name}$")])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    // Bounded wait for the watchdog's removal (no speed is asserted).
+    let deadline = std::time::Instant::now() + LONG;
+    while exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!exists(), "the killed run's container outlived it");
+    assert_eq!(
+        common::wait_all_dead(&pids, Duration::from_secs(15)),
+        Vec::<u32>::new()
     );
 }

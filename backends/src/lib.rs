@@ -18,6 +18,7 @@ pub mod docker;
 pub mod elf;
 pub mod persist;
 mod plan;
+pub mod remover;
 
 use std::time::Duration;
 
@@ -105,4 +106,6 @@ pub trait SandboxBackend: Send + Sync {
     fn remove_orphans(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
     /// The command a person runs to stop a detached sandbox.
     fn stop_command(&self, plan: &SandboxPlan) -> String;
+    /// How the watchdog force-removes `container` if the orchestrator dies without cleaning up.
+    fn remover(&self, container: &str) -> remover::Remover;
 }

@@ -468,6 +468,11 @@ async fn run_service(
                 if let Ok(mut slot) = sandbox.lock() {
                     *slot = Some(handle.clone());
                 }
+                if let (Some(w), Launch::Sandbox { backend, .. }) =
+                    (&options.watchdog, &spec.launch)
+                {
+                    w.watch_sandbox(&backend.remover(&handle.id()));
+                }
                 sink.info(name, "Sandbox started", json!({ "container": handle.id() }));
                 0
             }
@@ -517,8 +522,11 @@ async fn run_service(
                 w.forget(pid);
             }
         }
-        if let Ok(mut slot) = sandbox.lock() {
-            slot.take();
+        if let Ok(mut slot) = sandbox.lock()
+            && let Some(handle) = slot.take()
+            && let (Some(w), Launch::Sandbox { backend, .. }) = (&options.watchdog, &spec.launch)
+        {
+            w.forget_sandbox(&backend.remover(&handle.id()));
         }
         exited.notify_waiters();
         if stopping.load(Ordering::SeqCst) {

@@ -266,6 +266,19 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
+/// SIGKILLs the run's watchdog (`openwork __watchdog`), as if the whole process tree had been
+/// killed at once (OOM killer, a crash), so nothing is cleaned up.
+pub fn kill_watchdog(orchestrator: u32) {
+    for pid in descendants(orchestrator) {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains("__watchdog") {
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Whether `pid` is alive (a zombie counts as dead).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -350,6 +350,13 @@ impl SandboxBackend for AppleContainerBackend {
         })
     }
 
+    fn remover(&self, container: &str) -> crate::remover::Remover {
+        crate::remover::Remover::Command {
+            program: self.program.clone(),
+            args: argv::delete_args(container),
+        }
+    }
+
     fn stop_command(&self, plan: &SandboxPlan) -> String {
         format!(
             "{} {}",

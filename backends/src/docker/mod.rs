@@ -286,6 +286,12 @@ impl SandboxBackend for DockerBackend {
     fn stop_command(&self, plan: &SandboxPlan) -> String {
         format!("docker rm -f {}", plan.name)
     }
+
+    fn remover(&self, container: &str) -> crate::remover::Remover {
+        crate::remover::Remover::DockerApi {
+            name: container.to_string(),
+        }
+    }
 }
 
 /// A running container.
