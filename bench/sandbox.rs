@@ -65,6 +65,22 @@ fn bare_docker(opencode: &Path, i: usize) -> Duration {
     let auth = "YmVuY2g6YmVuY2gtcGFzc3dvcmQ=";
     let start = Instant::now();
     assert!(cmd.status().unwrap().success(), "docker run failed");
+    // Probe only after opencode's ready line (earlier requests hang): the fastest any
+    // supervisor can be, as in bench/startup.rs.
+    let mut logs = Command::new("docker")
+        .args(["logs", "-f", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = logs.stdout.take().unwrap();
+    for line in BufReader::new(out).lines().map_while(Result::ok) {
+        if line.starts_with("opencode server listening on ") {
+            break;
+        }
+    }
+    let _ = logs.kill();
+    let _ = logs.wait();
     while !healthy(port, auth) {
         assert!(
             start.elapsed() < Duration::from_secs(90),
