@@ -85,7 +85,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         _ = sigint.recv() => Err(Interrupted(130).into()),
         _ = sigterm.recv() => Err(Interrupted(143).into()),
     };
-    let (sidecars, ports, router_running, verified) = match started {
+    let (mut sidecars, ports, router_running, verified, version_check) = match started {
         Ok(v) => v,
         Err(e) => {
             stop_and_clean(&plan, &mut supervisor).await;
@@ -97,6 +97,9 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         }
     };
     sink.add_secret(&verified.owner_token);
+    if let Some(check) = version_check {
+        sidecars.opencode.version = check.await.ok().flatten();
+    }
     let ready = Ready {
         plan: &plan,
         ports,
@@ -203,13 +206,13 @@ async fn start_all(
     plan: &RunPlan,
     sink: &Arc<LogSink>,
     supervisor: &mut Supervisor,
-) -> anyhow::Result<(SidecarSet, Ports, bool, Verified)> {
+) -> anyhow::Result<(SidecarSet, Ports, bool, Verified, Option<VersionCheck>)> {
     // A sandbox run checks its engine first: no download before we know it can run.
     let backend = match &plan.sandbox {
         Some(sb) => Some(crate::sandbox::select_backend(sb).await?),
         None => None,
     };
-    let sidecars = resolve_sidecars(plan, sink).await?;
+    let (sidecars, version_check) = resolve_sidecars(plan, sink).await?;
     let ports = choose_ports(plan, sink)?;
     std::fs::create_dir_all(plan.opencode_config_dir())
         .with_context(|| format!("creating {}", plan.opencode_config_dir()))?;
@@ -230,7 +233,7 @@ async fn start_all(
         Some(router) => supervisor.start(router_spec(plan, router, &ports)).await?,
         None => false,
     };
-    Ok((sidecars, ports, router_running, verified))
+    Ok((sidecars, ports, router_running, verified, version_check))
 }
 
 fn create_private_dir(dir: &camino::Utf8Path) -> anyhow::Result<()> {
@@ -281,7 +284,13 @@ fn policy(arg: SourceArg) -> SourcePolicy {
     }
 }
 
-async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<SidecarSet> {
+/// The `--version` check of an external opencode, running while the services start.
+type VersionCheck = tokio::task::JoinHandle<Option<String>>;
+
+async fn resolve_sidecars(
+    plan: &RunPlan,
+    sink: &Arc<LogSink>,
+) -> anyhow::Result<(SidecarSet, Option<VersionCheck>)> {
     let sp = &plan.sidecars;
     let target = Target::host().ok_or_else(|| {
         anyhow!(
@@ -317,15 +326,19 @@ async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Side
             Ok::<ResolvedSidecar, anyhow::Error>(r)
         }
     };
-    let mut opencode = resolve(
+    let opencode = resolve(
         SidecarName::Opencode,
         policy(sp.opencode_source),
         sp.opencode_bin.clone(),
     )
     .await?;
-    if opencode.version.is_none() {
-        opencode.version = check_opencode_version(&opencode.path, sink).await;
-    }
+    // An external opencode's version is read in the background: it costs a process start,
+    // which would otherwise delay every start-up.
+    let version_check = opencode.version.is_none().then(|| {
+        let path = opencode.path.clone();
+        let sink = sink.clone();
+        tokio::spawn(async move { check_opencode_version(&path, &sink).await })
+    });
     let server = resolve(
         SidecarName::OpenworkServer,
         policy(sp.sidecar_source),
@@ -361,11 +374,14 @@ async fn resolve_sidecars(plan: &RunPlan, sink: &LogSink) -> anyhow::Result<Side
             Value::Null,
         );
     }
-    Ok(SidecarSet {
-        opencode,
-        server,
-        router,
-    })
+    Ok((
+        SidecarSet {
+            opencode,
+            server,
+            router,
+        },
+        version_check,
+    ))
 }
 
 /// Reads `<bin> --version` of an opencode whose version is not known from its source (an

@@ -593,7 +593,7 @@ async fn wait_healthy(
         let _ = tokio::time::timeout(Duration::from_secs(5).min(budget), ready.notified()).await;
     }
     let client = probe_client(Duration::from_secs(2));
-    let mut pause = Duration::from_millis(50);
+    let mut pause = Duration::from_millis(10);
     let mut last_error;
     let mut next_progress = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
