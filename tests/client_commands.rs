@@ -6,9 +6,8 @@
 mod common;
 
 use std::process::Output;
-use std::time::Duration;
 
-use common::{TestEnv, wait_all_dead};
+use common::TestEnv;
 
 /// A detached run and its credentials; its services are stopped on drop.
 struct Detached {
@@ -41,15 +40,7 @@ impl Detached {
         let creds: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("credentials.json")).unwrap())
                 .unwrap();
-        let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
-                .unwrap();
-        let pids = state["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
-            .collect();
+        let pids = common::detached_pids(&dir);
         Detached { env, creds, pids }
     }
 
@@ -67,12 +58,7 @@ impl Detached {
 
 impl Drop for Detached {
     fn drop(&mut self) {
-        for pid in &self.pids {
-            unsafe {
-                libc::kill(-(*pid as i32), libc::SIGTERM);
-            }
-        }
-        wait_all_dead(&self.pids, Duration::from_secs(10));
+        common::stop_groups(&self.pids);
     }
 }
 

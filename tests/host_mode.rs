@@ -428,16 +428,8 @@ fn detach_leaves_services_running_with_state_and_a_way_to_stop_them() {
     );
     // Their logs go to files, not to closed pipes.
     assert!(run_dir.join("opencode.log").exists());
-    for pid in &pids {
-        assert!(common::alive(*pid));
-        unsafe {
-            libc::kill(-(*pid as i32), libc::SIGTERM);
-        }
-    }
-    assert_eq!(
-        wait_all_dead(&pids, Duration::from_secs(15)),
-        Vec::<u32>::new()
-    );
+    assert!(pids.iter().all(|p| common::alive(*p)));
+    assert_eq!(common::stop_groups(&pids), Vec::<u32>::new());
 }
 
 #[test]
@@ -509,21 +501,8 @@ fn an_owner_token_dies_with_its_run() {
         status(creds["openwork"]["ownerToken"].as_str().unwrap()),
         "200"
     );
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
-    let pids: Vec<u32> = state["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
-        .collect();
-    for pid in &pids {
-        unsafe {
-            libc::kill(-(*pid as i32), libc::SIGTERM);
-        }
-    }
     assert_eq!(
-        wait_all_dead(&pids, Duration::from_secs(15)),
+        common::stop_groups(&common::detached_pids(&dir)),
         Vec::<u32>::new()
     );
 }

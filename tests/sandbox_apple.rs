@@ -218,11 +218,11 @@ fn detached_sandbox_keeps_running_and_says_how_to_delete_it() {
         &std::fs::read_to_string(env.path("data/runs/apl-detach/state.json")).unwrap(),
     )
     .unwrap();
-    for s in state["services"].as_array().unwrap() {
-        if let Some(pid) = s["pid"].as_u64() {
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGTERM);
-            }
-        }
-    }
+    let pids: Vec<u32> = state["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    assert_eq!(common::stop_groups(&pids), Vec::<u32>::new());
 }

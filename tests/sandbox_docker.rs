@@ -381,13 +381,13 @@ fn detached_sandbox_keeps_running_and_says_how_to_stop_it() {
         .block_on(openwork_backends::SandboxBackend::remove_orphans(&backend))
         .unwrap();
     assert!(!removed.contains(&name.to_string()), "{removed:?}");
-    for s in state["services"].as_array().unwrap() {
-        if let Some(pid) = s["pid"].as_u64() {
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGTERM);
-            }
-        }
-    }
+    let pids: Vec<u32> = state["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    assert_eq!(common::stop_groups(&pids), Vec::<u32>::new());
 }
 
 /// Serves a directory on 127.0.0.1 with Python's http.server; killed on drop.

@@ -266,6 +266,31 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Parses a JSON file (a detached run's `state.json` or `credentials.json`).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The service pids (= process groups) recorded in a detached run's `state.json`.
+pub fn detached_pids(run_dir: &Path) -> Vec<u32> {
+    read_json(&run_dir.join("state.json"))["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
+        .collect()
+}
+
+/// SIGTERMs each process group and waits (bounded) until all are gone; returns survivors.
+pub fn stop_groups(pids: &[u32]) -> Vec<u32> {
+    for pid in pids {
+        unsafe {
+            libc::kill(-(*pid as i32), libc::SIGTERM);
+        }
+    }
+    wait_all_dead(pids, Duration::from_secs(15))
+}
+
 /// SIGKILLs the run's watchdog (`openwork __watchdog`), as if the whole process tree had been
 /// killed at once (OOM killer, a crash), so nothing is cleaned up.
 pub fn kill_watchdog(orchestrator: u32) {
