@@ -46,13 +46,7 @@ fn serve(env: &TestEnv, run_id: &str, extra: &[&str]) -> std::process::Command {
     c
 }
 
-fn exists(name: &str) -> bool {
-    let out = std::process::Command::new("docker")
-        .args(["ps", "-a", "-q", "--filter", &format!("name=^{name}$")])
-        .output()
-        .unwrap();
-    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-}
+use common::container_exists as exists;
 
 #[test]
 fn check_events_pass_through_the_container_cli_and_stop_removes_it() {
@@ -157,11 +151,7 @@ fn missing_image_names_the_build_command() {
     )
     .output()
     .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::all_output(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("openwork-sandbox:does-not-exist"), "{text}");
     assert!(text.contains("images/build.sh"), "{text}");

@@ -82,11 +82,7 @@ fn exec(container: &str, script: &str) -> (i32, String) {
         .args(["exec", container, "sh", "-c", script])
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::all_output(&out);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -264,13 +260,7 @@ fn orphan_of_a_killed_run_is_removed_by_the_next_run() {
     common::kill_watchdog(run.pid());
     run.signal(libc::SIGKILL);
     run.wait_exit(LONG);
-    let exists = |n: &str| {
-        let out = std::process::Command::new("docker")
-            .args(["ps", "-a", "-q", "--filter", &format!("name=^{n}$")])
-            .output()
-            .unwrap();
-        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-    };
+    let exists = common::container_exists;
     assert!(
         exists(orphan),
         "the killed run's container should still exist before cleanup"
@@ -335,11 +325,7 @@ fn missing_image_names_the_build_command() {
         ],
     );
     let out = cmd(&env, &args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::all_output(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("openwork-sandbox:does-not-exist"), "{text}");
     assert!(text.contains("images/build.sh"), "{text}");
@@ -533,13 +519,7 @@ fn sigkill_of_the_orchestrator_removes_its_sandbox_through_the_watchdog() {
     let pids = common::descendants(run.pid());
     run.signal(libc::SIGKILL);
     run.wait_exit(LONG);
-    let exists = || {
-        let out = std::process::Command::new("docker")
-            .args(["ps", "-a", "-q", "--filter", &format!("name=^{name}$")])
-            .output()
-            .unwrap();
-        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-    };
+    let exists = || common::container_exists(name);
     // Bounded wait for the watchdog's removal (no speed is asserted).
     let deadline = std::time::Instant::now() + LONG;
     while exists() && std::time::Instant::now() < deadline {

@@ -266,6 +266,24 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Whether the engine has a container with exactly this name (running or not).
+pub fn container_exists(name: &str) -> bool {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", &format!("name=^{name}$")])
+        .output()
+        .unwrap();
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+/// stdout and stderr of a finished command, together (for error-text assertions).
+pub fn all_output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Parses a JSON file (a detached run's `state.json` or `credentials.json`).
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
