@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::plan::RunPlan;
 use crate::services::{Ports, SidecarSet, opencode_url};
+use crate::supervisor::Instance;
 
 /// Everything known once the run is ready.
 pub struct Ready<'a> {
@@ -171,16 +172,17 @@ impl Ready<'_> {
     /// Detach summary; `credentials_file` holds the raw secrets (0600).
     pub fn detach_summary(
         &self,
-        pids: &[(&str, u32)],
-        containers: &[(&str, String, String)],
+        instances: &[(&str, Instance)],
         credentials_file: &Utf8Path,
     ) -> String {
         let mut s = String::from("Detached. Services still running:\n");
-        for (name, pid) in pids {
-            s.push_str(&format!("- {name} (pid {pid})\n"));
-        }
-        for (name, container, _) in containers {
-            s.push_str(&format!("- {name} (container {container})\n"));
+        for (name, instance) in instances {
+            match instance {
+                Instance::Process { pid } => s.push_str(&format!("- {name} (pid {pid})\n")),
+                Instance::Container { id, .. } => {
+                    s.push_str(&format!("- {name} (container {id})\n"))
+                }
+            }
         }
         s.push_str(&format!("OpenWork URL: {}\n", self.openwork_connect_url()));
         s.push_str(&format!("OpenCode URL: {}\n", self.opencode_url()));
@@ -192,9 +194,18 @@ impl Ready<'_> {
             "Logs: {}\n",
             credentials_file.parent().map(|d| d.as_str()).unwrap_or(".")
         ));
-        let groups: Vec<String> = pids.iter().map(|(_, pid)| format!("-{pid}")).collect();
+        let groups: Vec<String> = instances
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Instance::Process { pid } => Some(format!("-{pid}")),
+                Instance::Container { .. } => None,
+            })
+            .collect();
         let mut stop = vec![format!("kill -TERM -- {}", groups.join(" "))];
-        stop.extend(containers.iter().map(|(_, _, cmd)| cmd.clone()));
+        stop.extend(instances.iter().filter_map(|(_, i)| match i {
+            Instance::Container { stop_command, .. } => Some(stop_command.clone()),
+            Instance::Process { .. } => None,
+        }));
         s.push_str(&format!("Stop: {}\n", stop.join(" && ")));
         s
     }
@@ -204,19 +215,16 @@ impl Ready<'_> {
 /// (0600). Returns the credentials file path.
 pub fn write_detached_state(
     ready: &Ready<'_>,
-    pids: &[(&str, u32)],
-    containers: &[(&str, String, String)],
+    instances: &[(&str, Instance)],
     dir: &Utf8Path,
 ) -> std::io::Result<Utf8PathBuf> {
-    let mut services: Vec<Value> = pids
+    let services: Vec<Value> = instances
         .iter()
-        .map(|(n, pid)| json!({ "name": n, "pid": pid, "processGroup": pid, "log": dir.join(format!("{n}.log")) }))
+        .map(|(n, i)| match i {
+            Instance::Process { pid } => json!({ "name": n, "pid": pid, "processGroup": pid, "log": dir.join(format!("{n}.log")) }),
+            Instance::Container { id, stop_command } => json!({ "name": n, "container": id, "stop": stop_command }),
+        })
         .collect();
-    services.extend(
-        containers
-            .iter()
-            .map(|(n, c, stop)| json!({ "name": n, "container": c, "stop": stop })),
-    );
     let state = json!({
         "runId": ready.plan.run_id,
         "workspace": ready.plan.workspace,

@@ -23,6 +23,7 @@ use crate::sidecars::{
     LiveProgress, ResolveSettings, ResolvedSidecar, Resolver, SidecarName, SidecarRequest,
     SourcePolicy, Target,
 };
+use crate::supervisor::log_stream::LogStream;
 use crate::supervisor::{RestartPolicy, Supervisor, SupervisorOptions};
 
 /// How the run ended, as a process exit code.
@@ -67,7 +68,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         )),
     };
     let mut supervisor = Supervisor::new(
-        sink.clone(),
+        vec![Arc::new(LogStream(sink.clone()))],
         SupervisorOptions {
             health_timeout: plan.health_timeout,
             restart: RestartPolicy {
@@ -85,7 +86,13 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         _ = sigint.recv() => Err(Interrupted(130).into()),
         _ = sigterm.recv() => Err(Interrupted(143).into()),
     };
-    let (mut sidecars, ports, router_running, verified, version_check) = match started {
+    let Started {
+        mut sidecars,
+        ports,
+        router_running,
+        verified,
+        version_check,
+    } = match started {
         Ok(v) => v,
         Err(e) => {
             stop_and_clean(&plan, &mut supervisor).await;
@@ -114,12 +121,12 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
 
     match plan.mode {
         RunMode::Detach => {
-            let pids = supervisor.pids();
-            let containers = supervisor.containers();
+            // Every service is healthy here, so the table has each one's running instance.
+            let instances = supervisor.events().table().borrow().instances();
             let dir = detach_dir.unwrap_or_else(|| plan.run_dir());
-            let creds = write_detached_state(&ready, &pids, &containers, &dir)
+            let creds = write_detached_state(&ready, &instances, &dir)
                 .with_context(|| format!("writing the detached run's state to {dir}"))?;
-            let summary = ready.detach_summary(&pids, &containers, &creds);
+            let summary = ready.detach_summary(&instances, &creds);
             if plan.json {
                 eprint!("{summary}");
             } else {
@@ -196,6 +203,17 @@ async fn stop_and_clean(plan: &RunPlan, supervisor: &mut Supervisor) {
 #[error("interrupted")]
 struct Interrupted(i32);
 
+/// What `start_all` brings up: everything the ready output and the run's mode need.
+struct Started {
+    sidecars: SidecarSet,
+    ports: Ports,
+    /// Whether the optional router came up.
+    router_running: bool,
+    verified: Verified,
+    /// An external opencode's `--version`, still being read.
+    version_check: Option<VersionCheck>,
+}
+
 struct Verified {
     owner_token: String,
     workspace_id: Option<String>,
@@ -206,7 +224,7 @@ async fn start_all(
     plan: &RunPlan,
     sink: &Arc<LogSink>,
     supervisor: &mut Supervisor,
-) -> anyhow::Result<(SidecarSet, Ports, bool, Verified, Option<VersionCheck>)> {
+) -> anyhow::Result<Started> {
     // A sandbox run checks its engine first: no download before we know it can run.
     let backend = match &plan.sandbox {
         Some(sb) => Some(crate::sandbox::select_backend(sb).await?),
@@ -233,7 +251,13 @@ async fn start_all(
         Some(router) => supervisor.start(router_spec(plan, router, &ports)).await?,
         None => false,
     };
-    Ok((sidecars, ports, router_running, verified, version_check))
+    Ok(Started {
+        sidecars,
+        ports,
+        router_running,
+        verified,
+        version_check,
+    })
 }
 
 fn create_private_dir(dir: &camino::Utf8Path) -> anyhow::Result<()> {

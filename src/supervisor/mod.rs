@@ -1,13 +1,16 @@
 //! The shared supervisor: starts services in order, waits for each to be healthy, restarts a
 //! crashed one with exponential back-off, and stops them in reverse order.
 //!
-//! Each service runs in its own task that owns the child process; the task reports
-//! [`ServiceEvent`]s on one channel. The supervisor decides what those mean for the run: a
-//! required service that gives up ends the run; an optional one (the router) is logged and the run
-//! goes on. Stopping signals each service's whole process group (SIGTERM, then SIGKILL after the
+//! Each service runs in its own task that owns the child process; the task publishes
+//! [`ServiceEvent`]s on the run's [`EventBus`], which is the supervisor's only output: the log
+//! stream, `--check`, the detach state and the dashboard all subscribe to it. The supervisor
+//! itself subscribes too and decides what the events mean for the run: a required service that
+//! gives up ends the run; an optional one (the router) is logged and the run goes on. Stopping signals each service's whole process group (SIGTERM, then SIGKILL after the
 //! grace period) and waits until the group is empty.
 
+pub mod events;
 pub mod health;
+pub mod log_stream;
 pub mod process;
 
 use std::sync::Arc;
@@ -16,12 +19,14 @@ use std::time::Duration;
 
 use camino::Utf8PathBuf;
 use nix::sys::signal::Signal;
-use serde_json::json;
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 
-use crate::logs::{LogSink, ORCHESTRATOR, Stream};
+use crate::logs::Stream;
+pub use events::{
+    EventBus, Instance, Observer, ServiceEvent, ServiceState, ServiceStatus, ServiceTable,
+};
 use health::{HealthCheck, probe, probe_client};
 use process::{ExitInfo, OutputMode, ProcessSpec};
 
@@ -83,16 +88,6 @@ impl Default for RestartPolicy {
     }
 }
 
-/// What a service task reports. Spawn and exit events feed the dashboard and state files.
-#[derive(Debug, Clone)]
-#[allow(dead_code)]
-pub enum ServiceEvent {
-    Spawned { name: &'static str, pid: u32 },
-    Healthy { name: &'static str },
-    Exited { name: &'static str, exit: ExitInfo },
-    GaveUp { name: &'static str, reason: String },
-}
-
 /// Why the run cannot go on.
 #[derive(Debug, Error)]
 pub enum SupervisorError {
@@ -125,25 +120,63 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The supervisor's own subscription: the two events that decide whether the run goes on.
+struct Decisions(mpsc::UnboundedSender<Decision>);
+
+enum Decision {
+    Healthy(&'static str),
+    GaveUp {
+        name: &'static str,
+        reason: String,
+        required: bool,
+    },
+}
+
+impl Observer for Decisions {
+    fn observe(&self, event: &ServiceEvent) {
+        let decision = match event {
+            ServiceEvent::Healthy { service, .. } => Decision::Healthy(service),
+            ServiceEvent::GaveUp {
+                service,
+                reason,
+                required,
+            } => Decision::GaveUp {
+                name: service,
+                reason: reason.clone(),
+                required: *required,
+            },
+            _ => return,
+        };
+        let _ = self.0.send(decision);
+    }
+}
+
 /// The supervisor of one run.
 pub struct Supervisor {
-    sink: Arc<LogSink>,
+    bus: EventBus,
     options: SupervisorOptions,
     services: Vec<Running>,
-    tx: mpsc::UnboundedSender<ServiceEvent>,
-    rx: mpsc::UnboundedReceiver<ServiceEvent>,
+    decisions: mpsc::UnboundedReceiver<Decision>,
 }
 
 impl Supervisor {
-    pub fn new(sink: Arc<LogSink>, options: SupervisorOptions) -> Supervisor {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// A supervisor whose events go to `observers` (in order; the log stream first) and to
+    /// whoever subscribes to [`Supervisor::events`].
+    pub fn new(observers: Vec<Arc<dyn Observer>>, options: SupervisorOptions) -> Supervisor {
+        let (tx, decisions) = mpsc::unbounded_channel();
+        let mut observers = observers;
+        observers.push(Arc::new(Decisions(tx)));
         Supervisor {
-            sink,
+            bus: EventBus::new(observers),
             options,
             services: Vec::new(),
-            tx,
-            rx,
+            decisions,
         }
+    }
+
+    /// The run's event stream.
+    pub fn events(&self) -> &EventBus {
+        &self.bus
     }
 
     /// Starts `spec` and waits until it is healthy. A required service that gives up, here or
@@ -157,8 +190,7 @@ impl Supervisor {
         let task = tokio::spawn(run_service(
             spec.clone(),
             self.options.clone(),
-            self.sink.clone(),
-            self.tx.clone(),
+            self.bus.clone(),
             pgid.clone(),
             sandbox.clone(),
             stopping.clone(),
@@ -173,83 +205,45 @@ impl Supervisor {
             task,
         });
         loop {
-            let Some(event) = self.rx.recv().await else {
+            let Some(decision) = self.decisions.recv().await else {
                 return Err(SupervisorError::GaveUp {
                     name,
                     reason: "supervisor channel closed".into(),
                 });
             };
-            match event {
-                ServiceEvent::Healthy { name: n } if n == name => return Ok(true),
-                ServiceEvent::GaveUp { name: n, reason } => {
-                    if self.is_required(n) {
+            match decision {
+                Decision::Healthy(n) if n == name => return Ok(true),
+                Decision::Healthy(_) => {}
+                Decision::GaveUp {
+                    name: n,
+                    reason,
+                    required,
+                } => {
+                    if required {
                         return Err(SupervisorError::GaveUp { name: n, reason });
                     }
-                    self.sink.warn(
-                        n,
-                        "Continuing without this optional service",
-                        json!({ "reason": reason }),
-                    );
                     if n == name {
                         return Ok(false);
                     }
                 }
-                _ => {}
             }
         }
     }
 
-    fn is_required(&self, name: &str) -> bool {
-        self.services
-            .iter()
-            .any(|s| s.spec.name == name && s.spec.required)
-    }
-
     /// After start-up: waits until the run must end because a required service gave up.
-    /// Optional services that give up are logged and ignored.
+    /// Optional services that give up are logged (by the log stream) and ignored.
     pub async fn wait_fatal(&mut self) -> SupervisorError {
         loop {
-            match self.rx.recv().await {
-                Some(ServiceEvent::GaveUp { name, reason }) => {
-                    if self.is_required(name) {
-                        return SupervisorError::GaveUp { name, reason };
-                    }
-                    self.sink.warn(
-                        name,
-                        "Continuing without this optional service",
-                        json!({ "reason": reason }),
-                    );
-                }
+            match self.decisions.recv().await {
+                Some(Decision::GaveUp {
+                    name,
+                    reason,
+                    required: true,
+                }) => return SupervisorError::GaveUp { name, reason },
                 Some(_) => {}
                 None => std::future::pending::<()>().await,
             }
         }
-    }
-
-    /// Current pid of each running service.
-    pub fn pids(&self) -> Vec<(&'static str, u32)> {
-        self.services
-            .iter()
-            .filter_map(|s| {
-                let pid = s.pgid.load(Ordering::SeqCst);
-                (pid != 0).then_some((s.spec.name, pid))
-            })
-            .collect()
-    }
-
-    /// Running sandbox containers: (service, container, command that stops it).
-    pub fn containers(&self) -> Vec<(&'static str, String, String)> {
-        self.services
-            .iter()
-            .filter_map(|s| {
-                let handle = s.sandbox.lock().ok().and_then(|g| g.clone())?;
-                let stop = match &s.spec.launch {
-                    Launch::Sandbox { backend, plan } => backend.stop_command(plan),
-                    Launch::Process(_) => return None,
-                };
-                Some((s.spec.name, handle.id(), stop))
-            })
-            .collect()
     }
 
     /// Leaves detached services running: the tasks are dropped, the processes are not touched.
@@ -272,20 +266,19 @@ impl Supervisor {
             }
             return;
         }
-        let names: Vec<&str> = self.services.iter().rev().map(|s| s.spec.name).collect();
-        self.sink
-            .info(ORCHESTRATOR, "Shutting down", json!({ "children": names }));
+        let order = self.services.iter().rev().map(|s| s.spec.name).collect();
+        self.bus.emit(ServiceEvent::ShuttingDown { order });
         while let Some(service) = self.services.pop() {
             service.stopping.store(true, Ordering::SeqCst);
             let handle = service.sandbox.lock().ok().and_then(|g| g.clone());
             if let Some(handle) = handle {
                 let notified = service.exited.notified();
                 if let Err(e) = handle.stop(self.options.grace).await {
-                    self.sink.warn(
-                        service.spec.name,
-                        "Could not stop the sandbox",
-                        json!({ "container": handle.id(), "error": e.to_string() }),
-                    );
+                    self.bus.emit(ServiceEvent::StopFailed {
+                        service: service.spec.name,
+                        container: handle.id(),
+                        error: e.to_string(),
+                    });
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(5), notified).await;
             }
@@ -298,11 +291,10 @@ impl Supervisor {
                     .is_ok();
                 if !graceful || process::group_alive(pgid) {
                     if !graceful {
-                        self.sink.warn(
-                            service.spec.name,
-                            "Did not stop within the grace period; sending SIGKILL",
-                            json!({ "graceMs": self.options.grace.as_millis() as u64 }),
-                        );
+                        self.bus.emit(ServiceEvent::StopTimedOut {
+                            service: service.spec.name,
+                            grace: self.options.grace,
+                        });
                     }
                     process::signal_group(pgid, Signal::SIGKILL);
                 }
@@ -317,27 +309,28 @@ impl Supervisor {
 }
 
 /// A started instance of a service: a host process group, or a sandbox container.
-enum Instance {
+enum Live {
     Process {
         child: tokio::process::Child,
         pid: u32,
     },
     Sandbox {
         handle: Arc<dyn openwork_backends::SandboxHandle>,
+        stop_command: String,
     },
 }
 
-impl Instance {
+impl Live {
     async fn wait(&mut self) -> ExitInfo {
         match self {
-            Instance::Process { child, .. } => match child.wait().await {
+            Live::Process { child, .. } => match child.wait().await {
                 Ok(status) => ExitInfo::from_status(status),
                 Err(_) => ExitInfo {
                     code: None,
                     signal: None,
                 },
             },
-            Instance::Sandbox { handle } => {
+            Live::Sandbox { handle, .. } => {
                 let exit = handle.wait().await;
                 ExitInfo {
                     code: Some(i32::try_from(exit.code).unwrap_or(1)),
@@ -349,24 +342,24 @@ impl Instance {
 
     async fn kill(&self) {
         match self {
-            Instance::Process { pid, .. } => {
+            Live::Process { pid, .. } => {
                 process::signal_group(*pid, Signal::SIGKILL);
             }
-            Instance::Sandbox { handle } => {
+            Live::Sandbox { handle, .. } => {
                 let _ = handle.stop(Duration::from_secs(1)).await;
             }
         }
     }
 }
 
-/// Starts one instance of `spec` and wires its output into the log (signalling `ready` on
-/// opencode's ready line).
+/// Starts one instance of `spec` and wires its output into the event stream (signalling `ready`
+/// on opencode's ready line).
 async fn start_instance(
     spec: &ServiceSpec,
     options: &SupervisorOptions,
-    sink: &Arc<LogSink>,
+    bus: &EventBus,
     ready: &Arc<Notify>,
-) -> Result<Instance, String> {
+) -> Result<Live, String> {
     let name = spec.name;
     match &spec.launch {
         Launch::Process(process_spec) => {
@@ -382,7 +375,7 @@ async fn start_instance(
             if let Some(out) = child.stdout.take() {
                 tokio::spawn(pump_lines(
                     out,
-                    sink.clone(),
+                    bus.clone(),
                     name,
                     Stream::Stdout,
                     pid,
@@ -392,25 +385,25 @@ async fn start_instance(
             if let Some(err) = child.stderr.take() {
                 tokio::spawn(pump_lines(
                     err,
-                    sink.clone(),
+                    bus.clone(),
                     name,
                     Stream::Stderr,
                     pid,
                     None,
                 ));
             }
-            Ok(Instance::Process { child, pid })
+            Ok(Live::Process { child, pid })
         }
         Launch::Sandbox { backend, plan } => {
             let mut handle = backend.launch(plan).await.map_err(|e| e.to_string())?;
             if let Some(mut logs) = handle.take_logs() {
-                let sink = sink.clone();
+                let bus = bus.clone();
                 let ready = spec.ready_line.then(|| ready.clone());
                 tokio::spawn(async move {
                     use futures_util::StreamExt;
                     while let Some(line) = logs.next().await {
                         if let Some(r) = &ready
-                            && line.text.starts_with("opencode server listening on ")
+                            && line.text.starts_with(OPENCODE_READY_PREFIX)
                         {
                             r.notify_one();
                         }
@@ -418,53 +411,74 @@ async fn start_instance(
                             openwork_backends::LogStream::Stdout => Stream::Stdout,
                             openwork_backends::LogStream::Stderr => Stream::Stderr,
                         };
-                        sink.child_line(name, stream, None, &line.text);
+                        bus.emit(ServiceEvent::Log {
+                            service: name,
+                            stream,
+                            pid: None,
+                            line: line.text,
+                        });
                     }
                 });
             }
-            Ok(Instance::Sandbox {
+            Ok(Live::Sandbox {
                 handle: Arc::from(handle),
+                stop_command: backend.stop_command(plan),
             })
         }
     }
 }
 
+/// opencode's ready line (`opencode server listening on …`).
+const OPENCODE_READY_PREFIX: &str = "opencode server listening on ";
+
 /// The life of one service: start, wait healthy, wait exit, restart with back-off.
-#[allow(clippy::too_many_arguments)]
 async fn run_service(
     spec: ServiceSpec,
     options: SupervisorOptions,
-    sink: Arc<LogSink>,
-    tx: mpsc::UnboundedSender<ServiceEvent>,
+    bus: EventBus,
     pgid: Arc<AtomicU32>,
     sandbox: Arc<std::sync::Mutex<Option<Arc<dyn openwork_backends::SandboxHandle>>>>,
     stopping: Arc<AtomicBool>,
     exited: Arc<Notify>,
 ) {
     let name = spec.name;
+    let required = spec.required;
     let policy = options.restart;
     let mut failures: u32 = 0;
     let mut delay = policy.initial;
     loop {
         let ready = Arc::new(Notify::new());
-        let mut instance = match start_instance(&spec, &options, &sink, &ready).await {
+        let mut instance = match start_instance(&spec, &options, &bus, &ready).await {
             Ok(i) => i,
             Err(reason) => {
-                sink.error(name, "Failed to start", json!({ "error": reason }));
-                let _ = tx.send(ServiceEvent::GaveUp { name, reason });
+                bus.emit(ServiceEvent::StartFailed {
+                    service: name,
+                    error: reason.clone(),
+                });
+                bus.emit(ServiceEvent::GaveUp {
+                    service: name,
+                    reason,
+                    required,
+                });
                 return;
             }
         };
         let pid = match &instance {
-            Instance::Process { pid, .. } => {
+            Live::Process { pid, .. } => {
                 pgid.store(*pid, Ordering::SeqCst);
                 if let Some(w) = &options.watchdog {
                     w.watch(*pid);
                 }
-                sink.info(name, "Process spawned", json!({ "pid": pid }));
+                bus.emit(ServiceEvent::Spawned {
+                    service: name,
+                    instance: events::Instance::Process { pid: *pid },
+                });
                 *pid
             }
-            Instance::Sandbox { handle } => {
+            Live::Sandbox {
+                handle,
+                stop_command,
+            } => {
                 if let Ok(mut slot) = sandbox.lock() {
                     *slot = Some(handle.clone());
                 }
@@ -473,16 +487,21 @@ async fn run_service(
                 {
                     w.watch_sandbox(&backend.remover(&handle.id()));
                 }
-                sink.info(name, "Sandbox started", json!({ "container": handle.id() }));
+                bus.emit(ServiceEvent::Spawned {
+                    service: name,
+                    instance: events::Instance::Container {
+                        id: handle.id(),
+                        stop_command: stop_command.clone(),
+                    },
+                });
                 0
             }
         };
-        let _ = tx.send(ServiceEvent::Spawned { name, pid });
 
         let started = tokio::time::Instant::now();
         let mut healthy = false;
         let exit = {
-            let health = wait_healthy(&spec, &options, &sink, &ready);
+            let health = wait_healthy(&spec, &options, &bus, &ready);
             tokio::pin!(health);
             let waited = {
                 let wait = instance.wait();
@@ -494,13 +513,16 @@ async fn run_service(
             };
             match waited {
                 Ok(exit) => exit,
-                Err(Ok(())) => {
+                Err(Ok(latency)) => {
                     healthy = true;
-                    sink.info(name, "Healthy", json!({ "url": spec.health.url() }));
-                    let _ = tx.send(ServiceEvent::Healthy { name });
+                    bus.emit(ServiceEvent::Healthy {
+                        service: name,
+                        url: spec.health.url(),
+                        latency,
+                    });
                     if options.detach_dir.is_some() {
                         // Detached: the process or container is left alone from here on.
-                        if let Instance::Sandbox { handle } = &instance {
+                        if let Live::Sandbox { handle, .. } = &instance {
                             handle.detach();
                         }
                         return;
@@ -508,7 +530,10 @@ async fn run_service(
                     instance.wait().await
                 }
                 Err(Err(reason)) => {
-                    sink.error(name, "Did not become healthy", json!({ "reason": reason }));
+                    bus.emit(ServiceEvent::Unhealthy {
+                        service: name,
+                        reason,
+                    });
                     instance.kill().await;
                     instance.wait().await
                 }
@@ -529,24 +554,21 @@ async fn run_service(
             w.forget_sandbox(&backend.remover(&handle.id()));
         }
         exited.notify_waiters();
-        if stopping.load(Ordering::SeqCst) {
-            sink.info(
-                name,
-                "Process exited",
-                json!({ "status": exit.to_string() }),
-            );
+        let expected = stopping.load(Ordering::SeqCst);
+        bus.emit(ServiceEvent::Exited {
+            service: name,
+            status: exit,
+            pid: (pid != 0).then_some(pid),
+            expected,
+        });
+        if expected {
             return;
         }
-        sink.error(
-            name,
-            "Process exited unexpectedly",
-            json!({ "status": exit.to_string(), "pid": (pid != 0).then_some(pid) }),
-        );
-        let _ = tx.send(ServiceEvent::Exited { name, exit });
         if options.detach_dir.is_some() {
-            let _ = tx.send(ServiceEvent::GaveUp {
-                name,
+            bus.emit(ServiceEvent::GaveUp {
+                service: name,
                 reason: format!("exited during start ({exit})"),
+                required,
             });
             return;
         }
@@ -558,14 +580,19 @@ async fn run_service(
         if failures > policy.max_restarts {
             let reason =
                 format!("crashed {failures} times in a row (last: {exit}); not restarting again");
-            let _ = tx.send(ServiceEvent::GaveUp { name, reason });
+            bus.emit(ServiceEvent::GaveUp {
+                service: name,
+                reason,
+                required,
+            });
             return;
         }
-        sink.warn(
-            name,
-            "Restarting after crash",
-            json!({ "attempt": failures, "maxAttempts": policy.max_restarts, "delayMs": delay.as_millis() as u64 }),
-        );
+        bus.emit(ServiceEvent::Restarting {
+            service: name,
+            attempt: failures,
+            max: policy.max_restarts,
+            delay,
+        });
         tokio::time::sleep(delay).await;
         if stopping.load(Ordering::SeqCst) {
             return;
@@ -574,21 +601,21 @@ async fn run_service(
     }
 }
 
-/// Polls the health check until it passes or the budget is spent. For opencode, probing starts
-/// at its ready line (or after a short bound, for binaries that do not print it).
+/// Polls the health check until it passes (returning how long the passing probe took) or the
+/// budget is spent. For opencode, probing starts at its ready line (or after a short bound, for
+/// binaries that do not print it).
 async fn wait_healthy(
     spec: &ServiceSpec,
     options: &SupervisorOptions,
-    sink: &LogSink,
+    bus: &EventBus,
     ready: &Notify,
-) -> Result<(), String> {
+) -> Result<Duration, String> {
     let budget = options.health_timeout;
     let deadline = tokio::time::Instant::now() + budget;
-    sink.info(
-        spec.name,
-        "Waiting for health",
-        json!({ "url": spec.health.url() }),
-    );
+    bus.emit(ServiceEvent::WaitingForHealth {
+        service: spec.name,
+        url: spec.health.url(),
+    });
     if spec.ready_line && options.detach_dir.is_none() {
         let _ = tokio::time::timeout(Duration::from_secs(5).min(budget), ready.notified()).await;
     }
@@ -597,8 +624,9 @@ async fn wait_healthy(
     let mut last_error;
     let mut next_progress = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
+        let probe_start = tokio::time::Instant::now();
         match probe(&client, &spec.health).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(probe_start.elapsed()),
             Err(e) => last_error = e.to_string(),
         }
         let now = tokio::time::Instant::now();
@@ -610,11 +638,10 @@ async fn wait_healthy(
             ));
         }
         if now >= next_progress {
-            sink.info(
-                spec.name,
-                "Still waiting for health",
-                json!({ "lastError": last_error }),
-            );
+            bus.emit(ServiceEvent::StillWaiting {
+                service: spec.name,
+                last_error: last_error.clone(),
+            });
             next_progress = now + Duration::from_secs(10);
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
@@ -622,10 +649,10 @@ async fn wait_healthy(
     }
 }
 
-/// Forwards a child's output to the log, line by line; signals `ready` on opencode's ready line.
+/// Publishes a child's output line by line; signals `ready` on opencode's ready line.
 async fn pump_lines<R: tokio::io::AsyncRead + Unpin>(
     reader: R,
-    sink: Arc<LogSink>,
+    bus: EventBus,
     name: &'static str,
     stream: Stream,
     pid: u32,
@@ -633,12 +660,17 @@ async fn pump_lines<R: tokio::io::AsyncRead + Unpin>(
 ) {
     let mut lines = BufReader::new(reader).split(b'\n');
     while let Ok(Some(bytes)) = lines.next_segment().await {
-        let line = String::from_utf8_lossy(&bytes);
+        let line = String::from_utf8_lossy(&bytes).into_owned();
         if let Some(r) = &ready
-            && line.starts_with("opencode server listening on ")
+            && line.starts_with(OPENCODE_READY_PREFIX)
         {
             r.notify_one();
         }
-        sink.child_line(name, stream, Some(pid), &line);
+        bus.emit(ServiceEvent::Log {
+            service: name,
+            stream,
+            pid: Some(pid),
+            line,
+        });
     }
 }
