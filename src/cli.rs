@@ -43,6 +43,9 @@ pub enum Command {
     Status(crate::client::status::StatusArgs),
     /// Remote file sessions on a workspace (client token).
     Files(crate::client::files::FilesArgs),
+    /// Check this machine for what `start` needs (engines, image, opencode, npm, data dir,
+    /// ports, temp dir, clock) and name the fix for each problem; exit 1 when something blocks.
+    Doctor(crate::doctor::DoctorArgs),
     /// Run openwork-server (the remote-control API). Same as invoking this binary as `openwork-server`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Server {

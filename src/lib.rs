@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod doctor;
 pub mod init;
 pub mod logs;
 pub mod output;

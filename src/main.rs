@@ -54,6 +54,7 @@ fn main() -> ExitCode {
                 async move { openwork::client::files::run(&a).await },
             );
         }
+        Some(Command::Doctor(a)) => return doctor_command(&a),
         Some(Command::Start(a)) => (a, true),
         Some(Command::Serve(a)) => (a, false),
         None => (cli.start, true),
@@ -117,4 +118,19 @@ fn role_args(name: &str, rest: Vec<OsString>) -> Vec<OsString> {
     v.push(OsString::from(name));
     v.extend(rest);
     v
+}
+
+fn doctor_command(args: &openwork::doctor::DoctorArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("openwork: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(openwork::doctor::run(args));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

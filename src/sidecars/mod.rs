@@ -20,7 +20,7 @@
 //! ```
 
 mod archive;
-mod cache;
+pub mod cache;
 mod download;
 mod error;
 mod local;

@@ -10,6 +10,7 @@
 //! Left open: the default bridge network gives the agent outbound network access (it needs its
 //! model provider); egress filtering is not done here.
 
+pub mod socket_probe;
 pub mod spec;
 
 use std::collections::HashMap;
