@@ -16,6 +16,7 @@
 pub mod apple;
 pub mod docker;
 pub mod elf;
+pub mod git_guard;
 pub mod persist;
 mod plan;
 pub mod remover;
