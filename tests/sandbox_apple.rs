@@ -200,7 +200,7 @@ fn detached_sandbox_keeps_running_and_says_how_to_delete_it() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(&format!("fake-container delete --force {name}")),
+        stdout.contains("Stop: openwork stop apl-detach"),
         "{stdout}"
     );
     assert!(exists(name), "the detached container is gone");
@@ -208,6 +208,14 @@ fn detached_sandbox_keeps_running_and_says_how_to_delete_it() {
         &std::fs::read_to_string(env.path("data/runs/apl-detach/state.json")).unwrap(),
     )
     .unwrap();
+    // The record keeps the CLI that started the container, so `openwork stop` drives the same one.
+    assert!(
+        state["sandbox"]["program"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("fake-container")),
+        "{state}"
+    );
+    assert_eq!(state["services"][0]["container"], name, "{state}");
     let pids: Vec<u32> = state["services"]
         .as_array()
         .unwrap()

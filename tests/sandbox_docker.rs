@@ -348,7 +348,10 @@ fn detached_sandbox_keeps_running_and_says_how_to_stop_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(&format!("(container {name})")), "{stdout}");
-    assert!(stdout.contains(&format!("docker rm -f {name}")), "{stdout}");
+    assert!(
+        stdout.contains("Stop: openwork stop sbx-detach"),
+        "{stdout}"
+    );
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(env.path("data/runs/sbx-detach/state.json")).unwrap(),
     )
