@@ -119,15 +119,15 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         openwork_version: verified.openwork_version.clone(),
         opencode_version: sidecars.opencode.version.clone(),
     };
-    print_ready(&plan, &sink, &ready);
-
-    // Every service is healthy here, so the table has each one's running instance.
+    // Every service is healthy here, so the table has each one's running instance. The record
+    // is written before the ready output, which names the commands that read it.
     let instances = supervisor.events().table().borrow().instances();
     let dir = plan.run_dir();
     if plan.mode == RunMode::Detach {
         let record = ready.record(RunKind::Detached, sandbox, &instances);
         let creds = write_run_state(&ready, &record, &dir)
             .with_context(|| format!("writing the detached run's state to {dir}"))?;
+        print_ready(&plan, &sink, &ready);
         let summary = ready.detach_summary(&instances, &creds);
         if plan.json {
             eprint!("{summary}");
@@ -156,6 +156,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    print_ready(&plan, &sink, &ready);
 
     let code = match plan.mode {
         RunMode::Detach => 0,

@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Running, TestEnv};
+use common::{ContainerGuard, Running, TestEnv};
 use openwork_backends::docker::DockerBackend;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -27,17 +27,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Removes a test's container whatever happens.
-struct ContainerGuard(String);
-
-impl Drop for ContainerGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["rm", "-f", &self.0])
-            .output();
-    }
 }
 
 fn docker() -> DockerBackend {

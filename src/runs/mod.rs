@@ -74,7 +74,7 @@ pub enum RunsError {
         me = nix::unistd::getuid().as_raw()
     )]
     OtherUser { run: String, uid: u32 },
-    #[error("there are {} runs ({}); name one: a run id, a unique prefix, or a workspace path (or pass --all)", known.len(), known.join(", "))]
+    #[error("there are {} runs ({}); name one: a run id, a unique prefix, or a workspace path (see `openwork ps`)", known.len(), known.join(", "))]
     RunRequired { known: Vec<String> },
     #[error(
         "no runs are recorded in {dir}; start one with `openwork serve --detach` (or pass the --data-dir it used)"
@@ -304,10 +304,43 @@ fn pid_alive(record: &RunRecord, pid: u32, group: bool) -> bool {
         return false;
     }
     if group {
-        crate::supervisor::process::group_alive(pid)
+        group_has_live_member(pid)
     } else {
         orchestrator_alive(pid)
     }
+}
+
+/// Whether process group `pgid` has a member that is not a zombie. A group whose processes have
+/// all exited but are not yet reaped (by init, for a detached run) is gone for `ps`.
+pub fn group_has_live_member(pgid: u32) -> bool {
+    if !crate::supervisor::process::group_alive(pgid) {
+        return false;
+    }
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+            && fields.first().is_some_and(|s| *s != "Z" && *s != "X")
+    })
 }
 
 /// Whether `pid` is a live openwork process (its command line, where /proc exists).

@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 
 use super::record::RunRecord;
 use super::{DataDirArgs, Entry, RunsError, list, remove_dir, resolve};
-use crate::supervisor::process::{group_alive, signal_group, wait_group_gone};
+use crate::supervisor::process::{signal_group, wait_group_gone};
 
 /// Same SIGTERM → SIGKILL grace as the supervisor's.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -126,7 +126,7 @@ async fn stop_record(record: &RunRecord) -> Result<Vec<String>, RunsError> {
     for service in record.services.iter().rev() {
         if let Some(pgid) = service.process_group.or(service.pid)
             && same_boot
-            && group_alive(pgid)
+            && super::group_has_live_member(pgid)
         {
             stop_group(record, &service.name, pgid).await?;
             what.push(format!("{} (process group {pgid})", service.name));
