@@ -64,7 +64,9 @@ fn main() -> ExitCode {
             return openwork::runs::run_command(async move { openwork::runs::logs::run(&a).await });
         }
         Some(Command::Attach(a)) => {
-            return openwork::runs::run_command(async move { openwork::runs::attach::run(&a) });
+            return openwork::runs::run_command(
+                async move { openwork::runs::attach::run(&a).await },
+            );
         }
         Some(Command::Start(a)) => (a, true),
         Some(Command::Serve(a)) => (a, false),

@@ -232,6 +232,11 @@ fn a_run_whose_processes_died_is_stale_pruned_and_stop_says_so() {
     let out = run.run(&["ps", "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc[0]["state"], "stale", "{doc}");
+    fails_with(
+        &run.env,
+        &["attach"],
+        &["rc-stale-1 is not running any more", "openwork ps --prune"],
+    );
     let out = run.run(&["ps"]);
     assert!(
         common::all_output(&out).contains("openwork ps --prune"),

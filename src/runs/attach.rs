@@ -71,7 +71,7 @@ pub fn attach_command(
 }
 
 /// Resolves the run and replaces this process with `opencode attach`. Returns only on failure.
-pub fn run(args: &AttachArgs) -> Result<u8, RunsError> {
+pub async fn run(args: &AttachArgs) -> Result<u8, RunsError> {
     use std::os::unix::process::CommandExt;
     let runs_dir = args.data.runs_dir()?;
     let listing = list(&runs_dir)?;
@@ -80,6 +80,11 @@ pub fn run(args: &AttachArgs) -> Result<u8, RunsError> {
         path: entry.dir.join(STATE_FILE),
         message: why,
     })?;
+    if super::liveness(&record).await == super::Liveness::Stale {
+        return Err(RunsError::NotRunning {
+            run: record.run_id.clone(),
+        });
+    }
     let creds = super::record::read_credentials(&entry.dir)?;
     let field = |k: &str| creds["opencode"][k].as_str().map(str::to_string);
     let (Some(username), Some(password)) = (field("username"), field("password")) else {

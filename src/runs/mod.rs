@@ -87,6 +87,10 @@ pub enum RunsError {
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error(
+        "run {run} is not running any more (its processes and containers are gone); remove its record with `openwork ps --prune` and start a new run"
+    )]
+    NotRunning { run: String },
+    #[error(
         "run {run} is a foreground run: its logs stream in the terminal that started it (only detached runs keep log files)"
     )]
     NoLogs { run: String },
