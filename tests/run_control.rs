@@ -384,6 +384,20 @@ fn bad_run_arguments_are_clear_errors_naming_the_fix() {
     assert!(text.contains("Run abc-1 was already stopped"), "{text}");
     assert!(text.contains("Run abc-2 was already stopped"), "{text}");
     assert!(theirs.exists());
+    // A record of a newer openwork is neither signalled nor removed.
+    let newer = fake_record(&env, "newer-1", nix_uid());
+    let mut doc = read_json(&newer.join("state.json"));
+    doc["schema"] = json!(2);
+    std::fs::write(newer.join("state.json"), doc.to_string()).unwrap();
+    fails_with(
+        &env,
+        &["stop", "newer-1"],
+        &[
+            "newer than this openwork",
+            "use the openwork that started the run",
+        ],
+    );
+    assert!(newer.join("state.json").exists());
     // A run id that would escape the runs directory is refused before anything starts.
     let out = env
         .serve_real(&["--run-id", "../escape", "--check"])

@@ -87,16 +87,12 @@ pub async fn run(args: &StopArgs) -> Result<u8, RunsError> {
 
 /// Stops one run (its record already checked to be the caller's) and removes its directory.
 pub async fn stop_entry(entry: &Entry) -> Result<Outcome, RunsError> {
-    let record = match &entry.record {
-        Ok(r) => r,
-        // An unreadable record of ours: nothing can be signalled safely; prune it.
-        Err(_) => {
-            remove_dir(&entry.dir)?;
-            return Ok(Outcome::AlreadyStopped {
-                run: entry.run_id.clone(),
-            });
-        }
-    };
+    // An unreadable record (corrupt, or of a newer openwork whose run may well be alive) names
+    // nothing that can be signalled safely, and is not removed behind its owner's back.
+    let record = entry.record.as_ref().map_err(|why| RunsError::Io {
+        path: entry.dir.join(super::record::STATE_FILE),
+        message: why.clone(),
+    })?;
     let what = stop_record(record).await?;
     remove_dir(&entry.dir)?;
     Ok(if what.is_empty() {
