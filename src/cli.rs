@@ -46,6 +46,14 @@ pub enum Command {
     /// Check this machine for what `start` needs (engines, image, opencode, npm, data dir,
     /// ports, temp dir, clock) and name the fix for each problem; exit 1 when something blocks.
     Doctor(crate::doctor::DoctorArgs),
+    /// List the recorded runs with their URLs and health; `--prune` removes stale ones.
+    Ps(crate::runs::ps::PsArgs),
+    /// Stop a run (its process groups and container) and remove its record.
+    Stop(crate::runs::stop::StopArgs),
+    /// Print (or follow) the logs of a detached run.
+    Logs(crate::runs::logs::LogsArgs),
+    /// Run `opencode attach` against a run's opencode (credentials through the environment).
+    Attach(crate::runs::attach::AttachArgs),
     /// Run openwork-server (the remote-control API). Same as invoking this binary as `openwork-server`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Server {

@@ -15,6 +15,7 @@ pub mod output;
 pub mod plan;
 pub mod ports;
 pub mod run;
+pub mod runs;
 pub mod sandbox;
 pub mod secrets;
 pub mod services;

@@ -55,6 +55,20 @@ fn main() -> ExitCode {
             );
         }
         Some(Command::Doctor(a)) => return doctor_command(&a),
+        Some(Command::Ps(a)) => {
+            return openwork::runs::run_command(async move { openwork::runs::ps::run(&a).await });
+        }
+        Some(Command::Stop(a)) => {
+            return openwork::runs::run_command(async move { openwork::runs::stop::run(&a).await });
+        }
+        Some(Command::Logs(a)) => {
+            return openwork::runs::run_command(async move { openwork::runs::logs::run(&a).await });
+        }
+        Some(Command::Attach(a)) => {
+            return openwork::runs::run_command(
+                async move { openwork::runs::attach::run(&a).await },
+            );
+        }
         Some(Command::Start(a)) => (a, true),
         Some(Command::Serve(a)) => (a, false),
         None => (cli.start, true),

@@ -3,15 +3,16 @@
 //!
 //! Secrets: the pretty block and the detach summary never print a token or password (they say
 //! which were issued); `--json` is the one explicit way to get raw credentials on stdout, and it
-//! prints exactly one JSON document there (logs go to stderr). A detached run writes its
-//! credentials to a 0600 file and prints the file's path.
-
-use std::io::Write;
+//! prints exactly one JSON document there (logs go to stderr). Every run writes its credentials
+//! to a 0600 file beside its record and prints the file's path when detached; the ready block and
+//! the detach summary name the `openwork ps|logs|attach|stop` commands instead of a raw `kill`
+//! line or an attach command line.
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Value, json};
 
-use crate::plan::RunPlan;
+use crate::plan::{RunMode, RunPlan};
+use crate::runs::record::{RunKind, RunRecord, SandboxRecord, ServiceRecord};
 use crate::services::{Ports, SidecarSet, opencode_url};
 use crate::supervisor::Instance;
 
@@ -53,21 +54,6 @@ impl Ready<'_> {
 
     pub fn opencode_url(&self) -> String {
         opencode_url(&self.ports)
-    }
-
-    /// `opencode attach` command line, credentials shown or redacted.
-    pub fn attach_command(&self, reveal: bool) -> String {
-        let c = &self.plan.credentials;
-        let (u, p) = if reveal {
-            (c.opencode_username.as_str(), c.opencode_password.as_str())
-        } else {
-            ("[REDACTED]", "[REDACTED]")
-        };
-        format!(
-            "OPENCODE_SERVER_USERNAME={u} OPENCODE_SERVER_PASSWORD={p} opencode attach {} --dir {}",
-            self.opencode_url(),
-            shell_quote(self.plan.workspace.as_str())
-        )
     }
 
     /// The `--json` document (shape of the original's, plus the router).
@@ -163,9 +149,25 @@ impl Ready<'_> {
             };
             s.push_str(&format!("OpenCode router: {state}\n"));
         }
+        if p.mode == RunMode::Foreground {
+            s.push_str(&self.control_lines(false));
+        }
         s.push_str(
             "Use `--json` only when you explicitly need raw credentials in command output.\n",
         );
+        s
+    }
+
+    /// How a person controls this run from another terminal (no secrets: `attach` reads them
+    /// from the run's credentials file).
+    pub fn control_lines(&self, detached: bool) -> String {
+        let id = shell_quote(&self.plan.run_id);
+        let mut s = String::from("Runs: openwork ps\n");
+        if detached {
+            s.push_str(&format!("Logs: openwork logs {id} (-f to follow)\n"));
+        }
+        s.push_str(&format!("Attach: openwork attach {id}\n"));
+        s.push_str(&format!("Stop: openwork stop {id}\n"));
         s
     }
 
@@ -189,68 +191,77 @@ impl Ready<'_> {
         s.push_str(&format!(
             "Credentials (tokens, opencode password): {credentials_file} (mode 0600)\n"
         ));
-        s.push_str(&format!("Attach: {}\n", self.attach_command(false)));
-        s.push_str(&format!(
-            "Logs: {}\n",
-            credentials_file.parent().map(|d| d.as_str()).unwrap_or(".")
-        ));
-        let groups: Vec<String> = instances
-            .iter()
-            .filter_map(|(_, i)| match i {
-                Instance::Process { pid } => Some(format!("-{pid}")),
-                Instance::Container { .. } => None,
-            })
-            .collect();
-        let mut stop = vec![format!("kill -TERM -- {}", groups.join(" "))];
-        stop.extend(instances.iter().filter_map(|(_, i)| match i {
-            Instance::Container { stop_command, .. } => Some(stop_command.clone()),
-            Instance::Process { .. } => None,
-        }));
-        s.push_str(&format!("Stop: {}\n", stop.join(" && ")));
+        s.push_str(&self.control_lines(true));
         s
+    }
+
+    /// The run's record (`state.json`): where it runs, as whom, and its services' instances.
+    pub fn record(
+        &self,
+        kind: RunKind,
+        sandbox: Option<SandboxRecord>,
+        instances: &[(&str, Instance)],
+    ) -> RunRecord {
+        let dir = self.plan.run_dir();
+        RunRecord {
+            schema: crate::runs::record::SCHEMA,
+            run_id: self.plan.run_id.clone(),
+            owner_uid: nix::unistd::getuid().as_raw(),
+            kind,
+            orchestrator_pid: (kind == RunKind::Foreground).then(std::process::id),
+            boot_id: openwork_backends::boot_id(),
+            workspace: self.plan.workspace.clone(),
+            opencode_directory: self.plan.opencode_directory(),
+            started_at_unix_ms: crate::runs::record::now_unix_ms(),
+            openwork_url: self.openwork_base_url(),
+            openwork_connect_url: self.openwork_connect_url(),
+            opencode_url: self.opencode_url(),
+            sandbox,
+            services: service_records(instances, &dir, kind == RunKind::Detached),
+        }
     }
 }
 
-/// Writes the detached run's files: `state.json` (pids, ports, URLs) and `credentials.json`
-/// (0600). Returns the credentials file path.
-pub fn write_detached_state(
-    ready: &Ready<'_>,
+/// The services of a record, from the supervisor's running instances (start order).
+pub fn service_records(
     instances: &[(&str, Instance)],
     dir: &Utf8Path,
-) -> std::io::Result<Utf8PathBuf> {
-    let services: Vec<Value> = instances
+    detached: bool,
+) -> Vec<ServiceRecord> {
+    instances
         .iter()
-        .map(|(n, i)| match i {
-            Instance::Process { pid } => json!({ "name": n, "pid": pid, "processGroup": pid, "log": dir.join(format!("{n}.log")) }),
-            Instance::Container { id, stop_command } => json!({ "name": n, "container": id, "stop": stop_command }),
+        .map(|(name, instance)| match instance {
+            Instance::Process { pid } => ServiceRecord {
+                name: name.to_string(),
+                pid: Some(*pid),
+                process_group: Some(*pid),
+                log: detached.then(|| dir.join(format!("{name}.log"))),
+                container: None,
+                stop: None,
+            },
+            Instance::Container { id, stop_command } => ServiceRecord {
+                name: name.to_string(),
+                pid: None,
+                process_group: None,
+                log: None,
+                container: Some(id.clone()),
+                stop: Some(stop_command.clone()),
+            },
         })
-        .collect();
-    let state = json!({
-        "runId": ready.plan.run_id,
-        "workspace": ready.plan.workspace,
-        "openworkUrl": ready.openwork_connect_url(),
-        "opencodeUrl": ready.opencode_url(),
-        "services": services,
-    });
-    write_private(&dir.join("state.json"), &state)?;
-    let creds_path = dir.join("credentials.json");
-    let doc = ready.json();
-    write_private(&creds_path, &doc)?;
-    Ok(creds_path)
+        .collect()
 }
 
-/// Atomically writes `value` as pretty JSON to `path` with mode 0600.
-fn write_private(path: &Utf8Path, value: &Value) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Utf8Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+/// Writes the run's files into `dir`: `credentials.json` (the `--json` document, 0600) and
+/// `state.json` (the record, 0600). Returns the credentials file path.
+pub fn write_run_state(
+    ready: &Ready<'_>,
+    record: &RunRecord,
+    dir: &Utf8Path,
+) -> std::io::Result<Utf8PathBuf> {
+    // Credentials first: a record that `attach` can find always has its credentials.
+    let creds = crate::runs::record::write_credentials(dir, &ready.json())?;
+    crate::runs::record::write(dir, record)?;
+    Ok(creds)
 }
 
 fn shell_quote(s: &str) -> String {

@@ -84,7 +84,9 @@ pub enum PlanError {
     },
     #[error("--{flag} needs --sandbox docker|container|auto")]
     SandboxOnly { flag: &'static str },
-    #[error("--run-id must be 1-128 printable characters without spaces, got {value:?}")]
+    #[error(
+        "--run-id must be 1-128 printable characters without spaces or `/` (it names the run's directory), got {value:?}"
+    )]
     RunId { value: String },
 }
 
@@ -237,7 +239,11 @@ impl RunPlan {
             Some(id) => {
                 if id.is_empty()
                     || id.len() > 128
-                    || id.chars().any(|c| c.is_whitespace() || c.is_control())
+                    || id
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+                    || id == "."
+                    || id == ".."
                 {
                     return Err(PlanError::RunId { value: id.clone() });
                 }

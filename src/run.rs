@@ -13,9 +13,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::check::{CheckTarget, run_checks};
 use crate::cli::SourceArg;
 use crate::logs::{LogSink, ORCHESTRATOR, Output};
-use crate::output::{Ready, write_detached_state};
+use crate::output::{Ready, service_records, write_run_state};
 use crate::plan::{DEFAULT_OPENWORK_PORT, RunMode, RunPlan};
 use crate::ports::{check_free, free_port, requested_or_free};
+use crate::runs::record::{RunKind, RunRecord, SandboxRecord};
 use crate::services::{
     Ports, SidecarSet, opencode_spec, openwork_local_url, router_spec, server_spec,
 };
@@ -92,6 +93,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         router_running,
         verified,
         version_check,
+        sandbox,
     } = match started {
         Ok(v) => v,
         Err(e) => {
@@ -117,24 +119,47 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         openwork_version: verified.openwork_version.clone(),
         opencode_version: sidecars.opencode.version.clone(),
     };
+    // Every service is healthy here, so the table has each one's running instance. The record
+    // is written before the ready output, which names the commands that read it.
+    let instances = supervisor.events().table().borrow().instances();
+    let dir = plan.run_dir();
+    if plan.mode == RunMode::Detach {
+        let record = ready.record(RunKind::Detached, sandbox, &instances);
+        let creds = write_run_state(&ready, &record, &dir)
+            .with_context(|| format!("writing the detached run's state to {dir}"))?;
+        print_ready(&plan, &sink, &ready);
+        let summary = ready.detach_summary(&instances, &creds);
+        if plan.json {
+            eprint!("{summary}");
+        } else {
+            print!("{summary}");
+        }
+        supervisor.release();
+        return Ok(0);
+    }
+    // A foreground run records itself too (for `openwork ps|attach|stop`), keeps the record
+    // current as services restart, and removes it with the run directory at the end.
+    let record = ready.record(RunKind::Foreground, sandbox, &instances);
+    let recorder = match write_run_state(&ready, &record, &dir) {
+        Ok(_) => Some(keep_record_current(
+            &supervisor,
+            dir.clone(),
+            record,
+            sink.clone(),
+        )),
+        Err(e) => {
+            sink.warn(
+                ORCHESTRATOR,
+                "Could not record the run (openwork ps/stop/attach will not see it)",
+                json!({ "dir": dir, "error": e.to_string() }),
+            );
+            None
+        }
+    };
     print_ready(&plan, &sink, &ready);
 
-    match plan.mode {
-        RunMode::Detach => {
-            // Every service is healthy here, so the table has each one's running instance.
-            let instances = supervisor.events().table().borrow().instances();
-            let dir = detach_dir.unwrap_or_else(|| plan.run_dir());
-            let creds = write_detached_state(&ready, &instances, &dir)
-                .with_context(|| format!("writing the detached run's state to {dir}"))?;
-            let summary = ready.detach_summary(&instances, &creds);
-            if plan.json {
-                eprint!("{summary}");
-            } else {
-                print!("{summary}");
-            }
-            supervisor.release();
-            Ok(0)
-        }
+    let code = match plan.mode {
+        RunMode::Detach => 0,
         RunMode::Check { events } => {
             let target = CheckTarget {
                 openwork_url: openwork_local_url(&ports),
@@ -151,7 +176,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
                 _ = sigint.recv() => Err(anyhow!("interrupted during checks")),
                 _ = sigterm.recv() => Err(anyhow!("terminated during checks")),
             };
-            let code = match result {
+            match result {
                 Ok(passed) => {
                     sink.info(ORCHESTRATOR, "Checks ok", json!({ "checks": passed }));
                     if !plan.json && plan.log_format == crate::cli::LogFormat::Pretty {
@@ -168,12 +193,10 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
                     eprintln!("openwork: {e:#}");
                     1
                 }
-            };
-            stop_and_clean(&plan, &mut supervisor).await;
-            Ok(code)
+            }
         }
         RunMode::Foreground => {
-            let code = tokio::select! {
+            tokio::select! {
                 e = supervisor.wait_fatal() => {
                     sink.error(ORCHESTRATOR, "Run failed", json!({ "error": e.to_string() }));
                     eprintln!("openwork: {e}");
@@ -181,11 +204,44 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
                 }
                 _ = sigint.recv() => 0,
                 _ = sigterm.recv() => 0,
-            };
-            stop_and_clean(&plan, &mut supervisor).await;
-            Ok(code)
+            }
         }
+    };
+    if let Some(task) = recorder {
+        // Stopped before the directory goes: it must not write a record of a finished run.
+        task.abort();
+        let _ = task.await;
     }
+    stop_and_clean(&plan, &mut supervisor).await;
+    Ok(code)
+}
+
+/// Rewrites the foreground run's `state.json` whenever a service's instance changes (a restart
+/// gives it a new process group or container), so `openwork stop` signals what actually runs.
+fn keep_record_current(
+    supervisor: &Supervisor,
+    dir: camino::Utf8PathBuf,
+    mut record: RunRecord,
+    sink: Arc<LogSink>,
+) -> tokio::task::JoinHandle<()> {
+    let mut table = supervisor.events().table();
+    tokio::spawn(async move {
+        while table.changed().await.is_ok() {
+            let instances = table.borrow_and_update().instances();
+            let services = service_records(&instances, &dir, false);
+            if services == record.services {
+                continue;
+            }
+            record.services = services;
+            if let Err(e) = crate::runs::record::write(&dir, &record) {
+                sink.warn(
+                    ORCHESTRATOR,
+                    "Could not update the run's record",
+                    json!({ "error": e.to_string() }),
+                );
+            }
+        }
+    })
 }
 
 /// Stops every service, then removes the run's directory (its token store: tokens issued during
@@ -212,6 +268,8 @@ struct Started {
     verified: Verified,
     /// An external opencode's `--version`, still being read.
     version_check: Option<VersionCheck>,
+    /// The sandbox engine, for the run's record.
+    sandbox: Option<SandboxRecord>,
 }
 
 struct Verified {
@@ -236,6 +294,15 @@ async fn start_all(
         .with_context(|| format!("creating {}", plan.opencode_config_dir()))?;
     create_private_dir(&plan.run_dir())?;
 
+    let sandbox = backend.as_ref().map(|b| SandboxRecord {
+        backend: b.name().to_string(),
+        // Apple's CLI is recorded so `openwork stop` drives the same program; Docker goes
+        // through its API.
+        program: match b.remover("") {
+            openwork_backends::remover::Remover::Command { program, .. } => Some(program),
+            openwork_backends::remover::Remover::DockerApi { .. } => None,
+        },
+    });
     let opencode = match (&plan.sandbox, backend) {
         (Some(sb), Some(backend)) => {
             crate::sandbox::opencode_service(plan, sb, backend, &sidecars, &ports, sink).await?
@@ -257,6 +324,7 @@ async fn start_all(
         router_running,
         verified,
         version_check,
+        sandbox,
     })
 }
 

@@ -200,7 +200,7 @@ fn detached_sandbox_keeps_running_and_says_how_to_delete_it() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(&format!("fake-container delete --force {name}")),
+        stdout.contains("Stop: openwork stop apl-detach"),
         "{stdout}"
     );
     assert!(exists(name), "the detached container is gone");
@@ -208,11 +208,42 @@ fn detached_sandbox_keeps_running_and_says_how_to_delete_it() {
         &std::fs::read_to_string(env.path("data/runs/apl-detach/state.json")).unwrap(),
     )
     .unwrap();
+    // The record keeps the CLI that started the container, so `openwork stop` drives the same one.
+    assert!(
+        state["sandbox"]["program"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("fake-container")),
+        "{state}"
+    );
+    assert_eq!(state["services"][0]["container"], name, "{state}");
     let pids: Vec<u32> = state["services"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|s| s["pid"].as_u64().map(|p| p as u32))
         .collect();
+    // Run control drives the recorded CLI: ps asks it about the container, logs reads
+    // `container logs`, stop runs `container stop` + `container delete`.
+    let out = env.openwork(&["ps", "--json"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc[0]["health"], "healthy", "{doc}");
+    let out = env
+        .openwork(&["logs", "apl", "--service", "opencode"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("[opencode] opencode server listening"),
+        "{}",
+        common::all_output(&out)
+    );
+    let out = env.openwork(&["stop", "apl-detach"]).output().unwrap();
+    let text = common::all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("(container {name})")), "{text}");
+    assert!(!exists(name), "the container outlived openwork stop");
+    assert_eq!(
+        common::wait_all_dead(&pids, Duration::from_secs(1)),
+        Vec::<u32>::new()
+    );
     assert_eq!(common::stop_groups(&pids), Vec::<u32>::new());
 }

@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Running, TestEnv};
+use common::{ContainerGuard, Running, TestEnv};
 use openwork_backends::docker::DockerBackend;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -27,17 +27,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Removes a test's container whatever happens.
-struct ContainerGuard(String);
-
-impl Drop for ContainerGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["rm", "-f", &self.0])
-            .output();
-    }
 }
 
 fn docker() -> DockerBackend {
@@ -348,7 +337,10 @@ fn detached_sandbox_keeps_running_and_says_how_to_stop_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(&format!("(container {name})")), "{stdout}");
-    assert!(stdout.contains(&format!("docker rm -f {name}")), "{stdout}");
+    assert!(
+        stdout.contains("Stop: openwork stop sbx-detach"),
+        "{stdout}"
+    );
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(env.path("data/runs/sbx-detach/state.json")).unwrap(),
     )

@@ -14,6 +14,7 @@
 //! - [`apple::AppleContainerBackend`]: Apple's `container` CLI as a subprocess.
 
 pub mod apple;
+pub mod control;
 pub mod docker;
 pub mod elf;
 pub mod git_guard;

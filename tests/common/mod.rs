@@ -266,6 +266,15 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Removes a test's Docker container whatever happens.
+pub struct ContainerGuard(pub String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
 /// Whether the engine has a container with exactly this name (running or not).
 pub fn container_exists(name: &str) -> bool {
     let out = Command::new("docker")
