@@ -14,7 +14,7 @@ use crate::secrets::{random_hex, random_uuid};
 
 mod sandbox;
 use sandbox::sandbox_settings;
-pub use sandbox::{DEFAULT_SANDBOX_IMAGE, SandboxSettings, parse_size, workspace_id};
+pub use sandbox::{DEFAULT_SANDBOX_IMAGE, LayoutSource, SandboxSettings, parse_size, workspace_id};
 
 /// Default port of openwork-server (used when free; otherwise a free port is chosen and said).
 pub const DEFAULT_OPENWORK_PORT: u16 = 8787;
@@ -302,7 +302,7 @@ impl RunPlan {
     /// The directory opencode sees as the workspace: `/workspace` in a sandbox.
     pub fn opencode_directory(&self) -> String {
         match self.sandbox {
-            Some(_) => "/workspace".to_string(),
+            Some(_) => openwork_backends::layout::WORKSPACE.to_string(),
             None => self.workspace.to_string(),
         }
     }
