@@ -179,6 +179,8 @@ pub struct RunPlan {
     pub sandbox: Option<SandboxSettings>,
     /// `serve`, or `start` with --no-tui (the dashboard is a later issue; `start` on a TTY says so).
     pub tui_requested: bool,
+    /// The person's `OTEL_RESOURCE_ATTRIBUTES` (`k=v,…`), which each service's own are added to.
+    pub otel_resource_attributes: String,
 }
 
 impl RunPlan {
@@ -296,6 +298,7 @@ impl RunPlan {
             max_restarts: args.max_restarts,
             sandbox,
             tui_requested,
+            otel_resource_attributes: std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default(),
         })
     }
 

@@ -47,8 +47,8 @@ pub fn openwork_local_url(ports: &Ports) -> String {
 }
 
 fn common_env(plan: &RunPlan, service: &str) -> Vec<(String, String)> {
-    let mut otel: Vec<String> = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-        .unwrap_or_default()
+    let mut otel: Vec<String> = plan
+        .otel_resource_attributes
         .split(',')
         .filter(|kv| {
             let key = kv.split('=').next().unwrap_or("").trim();
@@ -390,6 +390,19 @@ mod tests {
             Some(p.credentials.client_token.as_str())
         );
         assert_eq!(env(&spec, "OPENCODE_ROUTER_HEALTH_PORT"), Some("4200"));
+    }
+
+    #[test]
+    fn otel_attributes_come_from_the_plan_with_the_service_name_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = plan(dir.path(), &[]);
+        p.otel_resource_attributes = "service.name=theirs,team=a".into();
+        let spec = server_spec(&p, &set(), &PORTS);
+        let otel = env(&spec, "OTEL_RESOURCE_ATTRIBUTES").unwrap();
+        assert!(
+            otel.starts_with("team=a,service.name=openwork-server,service.instance.id="),
+            "{otel}"
+        );
     }
 
     #[test]

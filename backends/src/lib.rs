@@ -30,9 +30,9 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 pub use plan::{
-    Bind, CONTAINER_OPENCODE_PORT, ContainerPlan, ExtraMount, Limits, NetworkAttachment,
-    NetworkPlan, Owner, PublishedPort, Role, SandboxPlan, SandboxSpec, boot_id, container_name,
-    is_orphan, label, labels, layout, suffixed_name,
+    Bind, ContainerPlan, ExtraMount, Limits, NetworkAttachment, NetworkPlan, Owner, PublishedPort,
+    Role, SandboxPlan, SandboxSpec, boot_id, container_name, is_orphan, label, labels, layout,
+    suffixed_name,
 };
 
 /// Which pipe of the sandbox a log line came from.

@@ -36,9 +36,6 @@ pub mod layout {
     pub const EXTRA: &str = "/workspace/extra";
 }
 
-/// Port opencode listens on inside the container (published on 127.0.0.1 of the host).
-pub const CONTAINER_OPENCODE_PORT: u16 = layout::OPENCODE_PORT;
-
 /// Label keys on every container and network we create.
 pub mod label {
     /// Marks containers managed by openwork.
