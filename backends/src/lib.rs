@@ -73,18 +73,21 @@ pub enum BackendError {
         wanted: String,
         got: String,
     },
-    #[error("preparing the sandbox failed at {path}: {message}")]
-    Prepare { path: String, message: String },
+    #[error("preparing the sandbox failed at {path}: {reason}")]
+    Prepare {
+        path: camino::Utf8PathBuf,
+        reason: persist::PrepareFailure,
+    },
     #[error(
         "Apple container bind-mounts directories only, and {path} is not a directory; mount a directory (or use --sandbox docker)"
     )]
     MountNotDirectory { path: String },
     #[error("`{program}` failed: {message}")]
     Command { program: String, message: String },
-    #[error("the {binary} binary cannot run in the Linux sandbox: {source}")]
+    #[error("the {binary} binary cannot run in the Linux sandbox: {reason}")]
     NotLinuxExecutable {
         binary: &'static str,
-        source: elf::ElfError,
+        reason: elf::ElfError,
     },
     #[error(
         "the {backend} backend cannot run a sandbox with {what} yet; run without it (or with --sandbox docker)"

@@ -42,7 +42,7 @@ pub struct HostPrepared {
 pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, BackendError> {
     for (binary, path) in [("opencode", &spec.opencode), ("openwork", &spec.openwork)] {
         check_linux_executable(path, spec.arch)
-            .map_err(|source| BackendError::NotLinuxExecutable { binary, source })?;
+            .map_err(|reason| BackendError::NotLinuxExecutable { binary, reason })?;
     }
     let prepared = persist::prepare(&spec.persist_dir, spec.copy_auth_from.as_deref())?;
     let (opencode_dir, opencode_file) = isolate_opencode(&spec.opencode, &spec.persist_dir)?;
@@ -78,8 +78,8 @@ pub fn isolate_opencode(
     let stamp = format!("{name}.stamp.json");
     let dir = bin.parent().unwrap_or(Utf8Path::new("/"));
     let entries = std::fs::read_dir(dir).map_err(|e| BackendError::Prepare {
-        path: dir.to_string(),
-        message: e.to_string(),
+        path: dir.to_path_buf(),
+        reason: e.into(),
     })?;
     let alone = entries
         .flatten()
