@@ -14,7 +14,7 @@ use crate::secrets::{random_hex, random_uuid};
 
 mod sandbox;
 use sandbox::sandbox_settings;
-pub use sandbox::{DEFAULT_SANDBOX_IMAGE, SandboxSettings, parse_size, workspace_id};
+pub use sandbox::{DEFAULT_SANDBOX_IMAGE, LayoutSource, SandboxSettings, parse_size, workspace_id};
 
 /// Default port of openwork-server (used when free; otherwise a free port is chosen and said).
 pub const DEFAULT_OPENWORK_PORT: u16 = 8787;
@@ -181,6 +181,8 @@ pub struct RunPlan {
     pub sandbox: Option<SandboxSettings>,
     /// `serve`, or `start` with --no-tui (the dashboard is a later issue; `start` on a TTY says so).
     pub tui_requested: bool,
+    /// The person's `OTEL_RESOURCE_ATTRIBUTES` (`k=v,…`), which each service's own are added to.
+    pub otel_resource_attributes: String,
 }
 
 impl RunPlan {
@@ -302,13 +304,14 @@ impl RunPlan {
             max_restarts: args.max_restarts,
             sandbox,
             tui_requested,
+            otel_resource_attributes: std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default(),
         })
     }
 
     /// The directory opencode sees as the workspace: `/workspace` in a sandbox.
     pub fn opencode_directory(&self) -> String {
         match self.sandbox {
-            Some(_) => "/workspace".to_string(),
+            Some(_) => openwork_backends::layout::WORKSPACE.to_string(),
             None => self.workspace.to_string(),
         }
     }

@@ -418,12 +418,19 @@ async fn resolve_sidecars(
             Ok::<ResolvedSidecar, anyhow::Error>(r)
         }
     };
-    let opencode = resolve(
-        SidecarName::Opencode,
-        policy(sp.opencode_source),
-        sp.opencode_bin.clone(),
-    )
-    .await?;
+    // A sandbox whose binaries are downloaded runs a Linux opencode: resolved for the
+    // container's target only, never also for the host's.
+    let opencode = match crate::sandbox::opencode_for_container(plan) {
+        Some(sb) => crate::sandbox::resolve_opencode(plan, sb, sink).await?,
+        None => {
+            resolve(
+                SidecarName::Opencode,
+                policy(sp.opencode_source),
+                sp.opencode_bin.clone(),
+            )
+            .await?
+        }
+    };
     // An external opencode's version is read in the background: it costs a process start,
     // which would otherwise delay every start-up.
     let version_check = opencode.version.is_none().then(|| {

@@ -1,9 +1,11 @@
 //! Sandbox mode in the orchestrator: picks the backend (`--sandbox auto|docker|container`),
-//! removes orphans of killed runs, checks the binaries that enter the container, prepares the
-//! persist dir, and turns the run plan into opencode's sandboxed service.
+//! resolves the Linux binaries for the container's target (once), builds the run's
+//! [`SandboxSpec`] from the plan (pure: [`sandbox_spec`]) and hands it to the backend, which
+//! prepares the host side and returns the plan opencode's sandboxed service launches.
 //!
 //! `auto` never falls back to an unsandboxed run: when no engine is usable it is an error that
-//! names the options (the original silently ran on the host).
+//! names the options (the original silently ran on the host). The agent's environment holds
+//! opencode's own credentials and the person's passed-through settings, never an OpenWork token.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,15 +16,16 @@ use serde_json::json;
 
 use openwork_backends::apple::AppleContainerBackend;
 use openwork_backends::docker::{DockerBackend, EngineProbe};
-use openwork_backends::elf::{Arch, check_linux_executable};
-use openwork_backends::{SandboxBackend, persist};
+use openwork_backends::elf::Arch;
+use openwork_backends::{OrphanSweep, SandboxBackend, SandboxSpec};
 
-use crate::cli::{SandboxArg, SandboxSidecarsArg, SourceArg};
+use crate::cli::{SandboxArg, SourceArg};
 use crate::logs::{LogSink, ORCHESTRATOR};
-use crate::plan::{RunPlan, SandboxSettings};
-use crate::services::{Ports, SidecarSet, sandbox_opencode_spec, sandbox_plan};
+use crate::plan::{LayoutSource, RunMode, RunPlan, SandboxSettings};
+use crate::services::{Ports, SidecarSet, sandbox_opencode_spec};
 use crate::sidecars::{
-    LiveProgress, ResolveSettings, Resolver, SidecarName, SidecarRequest, SourcePolicy, Target,
+    LiveProgress, ResolveSettings, ResolvedSidecar, Resolver, SidecarName, SidecarRequest,
+    SourcePolicy, Target,
 };
 use crate::supervisor::ServiceSpec;
 
@@ -90,124 +93,151 @@ fn container_unavailable() -> anyhow::Error {
     )
 }
 
-/// Where the container's Linux binaries come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayoutSource {
-    /// This host's opencode and this executable (a Linux host of the container's architecture).
-    Host,
-    /// Downloads for `linux-<arch>`: opencode from the manifest or npm, openwork (the
-    /// multi-call binary, published as the manifest's `openwork-server` entry) from the manifest.
-    Downloaded,
-}
-
-/// Pure choice of [`LayoutSource`] (`--sandbox-sidecars`).
-pub fn layout_source(
-    flag: SandboxSidecarsArg,
-    host_is_linux: bool,
-) -> Result<LayoutSource, String> {
-    match (flag, host_is_linux) {
-        (SandboxSidecarsArg::Host, false) => Err(
-            "--sandbox-sidecars host needs a Linux host; use --sandbox-sidecars downloaded (the default here)".into(),
-        ),
-        (SandboxSidecarsArg::Host, true) | (SandboxSidecarsArg::Auto, true) => Ok(LayoutSource::Host),
-        (SandboxSidecarsArg::Downloaded, _) | (SandboxSidecarsArg::Auto, false) => {
-            Ok(LayoutSource::Downloaded)
-        }
-    }
-}
-
-/// The Linux opencode and openwork executables mounted into the container.
-async fn linux_binaries(
-    plan: &RunPlan,
-    sb: &SandboxSettings,
-    sidecars: &SidecarSet,
-    arch: Arch,
-    sink: &LogSink,
-) -> anyhow::Result<(Utf8PathBuf, Utf8PathBuf)> {
-    let source = layout_source(sb.sidecars, cfg!(target_os = "linux")).map_err(|e| anyhow!(e))?;
-    if source == LayoutSource::Host {
-        let exe = std::env::current_exe().context("locating this executable")?;
-        let exe = Utf8PathBuf::from_path_buf(exe)
-            .map_err(|p| anyhow!("this executable's path is not UTF-8: {}", p.display()))?;
-        return Ok((sidecars.opencode.path.clone(), exe));
-    }
-    let target = match arch {
+/// The sidecar target of the containers.
+fn container_target(arch: Arch) -> Target {
+    match arch {
         Arch::X86_64 => Target::LINUX_X64,
         Arch::Aarch64 => Target::LINUX_ARM64,
-    };
+    }
+}
+
+/// A resolver for the containers' target.
+fn container_resolver(plan: &RunPlan, sb: &SandboxSettings, sink: &LogSink) -> Resolver {
     let sp = &plan.sidecars;
-    let mut settings = ResolveSettings::new(sp.dir.clone(), sp.base_url.clone(), target);
+    let mut settings = ResolveSettings::new(
+        sp.dir.clone(),
+        sp.base_url.clone(),
+        container_target(sb.arch),
+    );
     settings.manifest_url = sp.manifest_url.clone();
     settings.allow_external = sp.allow_external;
     settings.verify = sp.verify;
-    let resolver = Resolver::new(settings, Box::new(LiveProgress::new(sink.verbose())));
-    // An explicit opencode binary is used as given (its ELF header is checked by the caller).
-    let opencode = if let Some(bin) = &sp.opencode_bin {
-        bin.clone()
-    } else {
-        let policy = match sp.opencode_source {
-            SourceArg::Npm => SourcePolicy::Npm,
-            SourceArg::External => SourcePolicy::External,
-            // Bundled means "next to this executable", which is not a Linux binary here.
-            _ => SourcePolicy::Downloaded,
-        };
-        match resolver
-            .resolve(&SidecarRequest::new(SidecarName::Opencode, policy))
-            .await
-        {
-            Ok(r) => r.path,
-            Err(first) if policy == SourcePolicy::Downloaded => {
-                resolver
-                    .resolve(&SidecarRequest::new(
-                        SidecarName::Opencode,
-                        SourcePolicy::Npm,
-                    ))
-                    .await
-                    .map_err(|second| {
-                        anyhow!("Linux opencode for the sandbox ({target}): {first}\n{second}")
-                    })?
-                    .path
-            }
-            Err(e) => return Err(anyhow!("Linux opencode for the sandbox ({target}): {e}")),
-        }
+    Resolver::new(settings, Box::new(LiveProgress::new(sink.verbose())))
+}
+
+/// Whether opencode must be resolved for the containers' target rather than the host's (then
+/// the host's opencode is never resolved: one resolution per target).
+pub fn opencode_for_container(plan: &RunPlan) -> Option<&SandboxSettings> {
+    plan.sandbox
+        .as_ref()
+        .filter(|sb| sb.layout == LayoutSource::Downloaded)
+}
+
+/// The Linux opencode of a sandbox whose binaries are downloaded: an explicit binary as given
+/// (its ELF header is checked when the sandbox is prepared), else downloaded (bundled means
+/// "next to this executable", which is not a Linux binary here), falling back to npm.
+pub async fn resolve_opencode(
+    plan: &RunPlan,
+    sb: &SandboxSettings,
+    sink: &LogSink,
+) -> anyhow::Result<ResolvedSidecar> {
+    let resolver = container_resolver(plan, sb, sink);
+    let target = container_target(sb.arch);
+    let sp = &plan.sidecars;
+    let policy = match sp.opencode_source {
+        SourceArg::Npm => SourcePolicy::Npm,
+        SourceArg::External => SourcePolicy::External,
+        _ => SourcePolicy::Downloaded,
     };
-    let openwork = resolver
+    let mut request = SidecarRequest::new(SidecarName::Opencode, policy);
+    request.explicit_bin = sp.opencode_bin.clone();
+    match resolver.resolve(&request).await {
+        Ok(r) => Ok(r),
+        Err(first) if policy == SourcePolicy::Downloaded && request.explicit_bin.is_none() => {
+            resolver
+                .resolve(&SidecarRequest::new(
+                    SidecarName::Opencode,
+                    SourcePolicy::Npm,
+                ))
+                .await
+                .map_err(|second| {
+                    anyhow!("Linux opencode for the sandbox ({target}): {first}\n{second}")
+                })
+        }
+        Err(e) => Err(anyhow!("Linux opencode for the sandbox ({target}): {e}")),
+    }
+}
+
+/// The Linux `openwork` executable mounted into the container: this one on a Linux host, else
+/// the manifest's download for the containers' target.
+async fn openwork_exe(
+    plan: &RunPlan,
+    sb: &SandboxSettings,
+    sink: &LogSink,
+) -> anyhow::Result<Utf8PathBuf> {
+    if sb.layout == LayoutSource::Host {
+        let exe = std::env::current_exe().context("locating this executable")?;
+        return Utf8PathBuf::from_path_buf(exe)
+            .map_err(|p| anyhow!("this executable's path is not UTF-8: {}", p.display()));
+    }
+    let target = container_target(sb.arch);
+    let openwork = container_resolver(plan, sb, sink)
         .resolve(&SidecarRequest::new(
             SidecarName::OpenworkServer,
             SourcePolicy::Downloaded,
         ))
         .await
         .map_err(|e| anyhow!("Linux openwork executable for the sandbox ({target}): {e}"))?;
-    sink.info(
-        ORCHESTRATOR,
-        "Sandbox uses downloaded Linux binaries",
-        json!({ "target": target.to_string(), "opencode": opencode, "openwork": openwork.path }),
-    );
-    Ok((opencode, openwork.path))
+    Ok(openwork.path)
 }
 
-/// opencode is mounted through its directory: when that directory holds anything besides the
-/// binary and its stamp (an explicit `--opencode-bin /usr/bin/opencode`), the binary is staged
-/// alone first so nothing else of the host becomes visible in the sandbox.
-fn isolate_opencode(
-    bin: &camino::Utf8Path,
-    persist_dir: &camino::Utf8Path,
-) -> anyhow::Result<Utf8PathBuf> {
-    let name = bin.file_name().unwrap_or("opencode");
-    let stamp = format!("{name}.stamp.json");
-    let dir = bin.parent().unwrap_or(camino::Utf8Path::new("/"));
-    let alone = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {dir}"))?
-        .flatten()
-        .all(|e| e.file_name() == name || e.file_name().to_str() == Some(stamp.as_str()));
-    if alone {
-        return Ok(bin.to_path_buf());
+/// The run's sandbox, as the backends take it. Pure: everything comes from the plan, the
+/// resolved Linux binaries and the chosen ports.
+pub fn sandbox_spec(
+    plan: &RunPlan,
+    sb: &SandboxSettings,
+    opencode: &camino::Utf8Path,
+    openwork: &camino::Utf8Path,
+    ports: &Ports,
+) -> SandboxSpec {
+    let mut opencode_args = Vec::new();
+    if let Some(level) = plan.opencode_log_level {
+        opencode_args.push("--log-level".into());
+        opencode_args.push(format!("{level:?}").to_uppercase());
     }
-    let staged = persist::stage_alone(bin, persist_dir, "opencode-bin", "opencode")?;
-    Ok(staged.join("opencode"))
+    for origin in &plan.cors {
+        opencode_args.push("--cors".into());
+        opencode_args.push(origin.clone());
+    }
+    let c = &plan.credentials;
+    let mut agent_env: Vec<(String, String)> = vec![
+        ("OPENCODE_CLIENT".into(), "openwork-orchestrator".into()),
+        (
+            "OPENCODE_SERVER_USERNAME".into(),
+            c.opencode_username.clone(),
+        ),
+        (
+            "OPENCODE_SERVER_PASSWORD".into(),
+            c.opencode_password.clone(),
+        ),
+        ("OPENWORK".into(), "1".into()),
+        ("OPENWORK_RUN_ID".into(), plan.run_id.clone()),
+        ("OPENWORK_SANDBOX_ENABLED".into(), "1".into()),
+    ];
+    agent_env.extend(sb.agent_env.iter().cloned());
+    SandboxSpec {
+        run_id: plan.run_id.clone(),
+        workspace_id: crate::plan::workspace_id(&plan.workspace),
+        image: sb.image.clone(),
+        workspace: plan.workspace.clone(),
+        persist_dir: sb.persist_dir.clone(),
+        opencode: opencode.to_path_buf(),
+        openwork: openwork.to_path_buf(),
+        arch: sb.arch,
+        extra_mounts: sb.mounts.clone(),
+        user: sb.user.clone(),
+        limits: sb.limits,
+        host_port: ports.opencode,
+        opencode_args,
+        agent_env,
+        copy_auth_from: sb.copy_auth_from.clone(),
+        owner: sb.owner.clone(),
+        detach: plan.mode == RunMode::Detach,
+    }
 }
 
-/// Prepares everything the container needs and returns opencode's sandboxed service.
+/// Has the backend prepare the sandbox (orphan sweep, binary checks, persist dir, staging) and
+/// returns opencode's sandboxed service.
 pub async fn opencode_service(
     plan: &RunPlan,
     sb: &SandboxSettings,
@@ -216,101 +246,115 @@ pub async fn opencode_service(
     ports: &Ports,
     sink: &LogSink,
 ) -> anyhow::Result<ServiceSpec> {
-    match backend.remove_orphans().await {
-        Ok(removed) if !removed.is_empty() => sink.warn(
+    let openwork = openwork_exe(plan, sb, sink).await?;
+    if sb.layout == LayoutSource::Downloaded {
+        sink.info(
+            ORCHESTRATOR,
+            "Sandbox uses downloaded Linux binaries",
+            json!({
+                "target": container_target(sb.arch).to_string(),
+                "opencode": sidecars.opencode.path,
+                "openwork": openwork,
+            }),
+        );
+    }
+    let spec = sandbox_spec(plan, sb, &sidecars.opencode.path, &openwork, ports);
+    let prepared = backend.prepare(&spec).await?;
+    match &prepared.orphans {
+        OrphanSweep::Removed(removed) if !removed.is_empty() => sink.warn(
             ORCHESTRATOR,
             "Removed sandbox containers left behind by a killed run",
             json!({ "containers": removed }),
         ),
-        Ok(_) => {}
-        Err(e) => sink.warn(
+        OrphanSweep::Removed(_) => {}
+        OrphanSweep::Failed(e) => sink.warn(
             ORCHESTRATOR,
             "Could not look for orphaned sandbox containers",
             json!({ "error": e.to_string() }),
         ),
     }
-    let arch =
-        Arch::host().ok_or_else(|| anyhow!("sandbox mode needs an x86_64 or aarch64 host"))?;
-    let (opencode_bin, exe) = linux_binaries(plan, sb, sidecars, arch, sink).await?;
-    check_linux_executable(&opencode_bin, arch)
-        .context("the opencode binary cannot run in the Linux sandbox")?;
-    check_linux_executable(&exe, arch)
-        .context("the openwork executable cannot run in the sandbox")?;
-
-    let host_data = if sb.copy_auth {
-        let home = std::env::var("HOME").unwrap_or_default();
-        let xdg = std::env::var("XDG_DATA_HOME").ok();
-        Some(persist::host_opencode_data_dir(
-            xdg.as_deref(),
-            camino::Utf8Path::new(&home),
-        ))
-    } else {
-        None
-    };
-    let prepared = persist::prepare(&sb.persist_dir, host_data.as_deref())?;
     sink.info(
         ORCHESTRATOR,
         "Sandbox persist dir ready",
-        json!({ "path": sb.persist_dir, "credentialsCopied": prepared.copied }),
+        json!({ "path": sb.persist_dir, "credentialsCopied": prepared.credentials_copied }),
     );
-    let user = format!(
-        "{}:{}",
-        nix::unistd::getuid().as_raw(),
-        nix::unistd::getgid().as_raw()
-    );
-    let opencode_bin = isolate_opencode(&opencode_bin, &sb.persist_dir)?;
-    let splan = sandbox_plan(plan, sb, &opencode_bin, &exe, ports, user);
+    let splan = prepared.plan;
     sink.info(
         ORCHESTRATOR,
         "Starting sandbox",
-        json!({ "backend": backend.name(), "container": splan.name, "image": splan.image }),
+        json!({ "backend": backend.name(), "container": splan.name, "image": splan.agent.image }),
     );
     Ok(sandbox_opencode_spec(plan, backend, splan, ports))
 }
 
 #[cfg(test)]
-mod layout_tests {
+mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
 
-    #[test]
-    fn layout_follows_the_host() {
-        use SandboxSidecarsArg::*;
-        assert_eq!(layout_source(Auto, true), Ok(LayoutSource::Host));
-        assert_eq!(layout_source(Auto, false), Ok(LayoutSource::Downloaded));
-        assert_eq!(
-            layout_source(Downloaded, true),
-            Ok(LayoutSource::Downloaded)
-        );
-        assert!(
-            layout_source(Host, false)
-                .unwrap_err()
-                .contains("Linux host")
-        );
+    fn plan(dir: &std::path::Path, extra: &[&str]) -> RunPlan {
+        let ws = dir.to_str().unwrap();
+        let mut argv = vec![
+            "openwork",
+            "serve",
+            "--workspace",
+            ws,
+            "--data-dir",
+            ws,
+            "--sandbox",
+            "docker",
+        ];
+        argv.extend_from_slice(extra);
+        let Some(Command::Serve(a)) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        RunPlan::from_args(&a, false).unwrap()
     }
 
+    const PORTS: Ports = Ports {
+        opencode: 4100,
+        openwork: 8787,
+        router_health: 4200,
+    };
+
     #[test]
-    fn opencode_is_mounted_alone() {
-        let t = tempfile::tempdir().unwrap();
-        let root = camino::Utf8Path::from_path(t.path()).unwrap();
-        let bin_dir = root.join("bin");
-        std::fs::create_dir_all(&bin_dir).unwrap();
-        std::fs::write(bin_dir.join("opencode"), "x").unwrap();
-        std::fs::write(bin_dir.join("opencode.stamp.json"), "{}").unwrap();
-        let persist = root.join("persist");
-        // Only the binary and its stamp: mounted where it is.
-        assert_eq!(
-            isolate_opencode(&bin_dir.join("opencode"), &persist).unwrap(),
-            bin_dir.join("opencode")
+    fn the_spec_carries_opencode_settings_and_no_openwork_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(
+            dir.path(),
+            &[
+                "--cors",
+                "https://a.example",
+                "--opencode-log-level",
+                "debug",
+            ],
         );
-        // Anything else beside it: staged alone next to the persist dir.
-        std::fs::write(bin_dir.join("secret.txt"), "s").unwrap();
-        let staged = isolate_opencode(&bin_dir.join("opencode"), &persist).unwrap();
-        assert_ne!(staged, bin_dir.join("opencode"));
-        let names: Vec<_> = std::fs::read_dir(staged.parent().unwrap())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("opencode")]);
+        let sb = p.sandbox.as_ref().unwrap();
+        let spec = sandbox_spec(&p, sb, "/c/oc/opencode".into(), "/c/ow".into(), &PORTS);
+        assert_eq!(
+            spec.opencode_args,
+            ["--log-level", "DEBUG", "--cors", "https://a.example"]
+        );
+        assert_eq!(spec.host_port, 4100);
+        assert_eq!(spec.run_id, p.run_id);
+        assert_eq!(spec.user, sb.user);
+        assert!(!spec.detach);
+        let get = |k: &str| {
+            spec.agent_env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get("OPENCODE_SERVER_PASSWORD"),
+            Some(p.credentials.opencode_password.as_str())
+        );
+        assert_eq!(get("OPENWORK_SANDBOX_ENABLED"), Some("1"));
+        for (_, v) in &spec.agent_env {
+            assert_ne!(v, &p.credentials.client_token);
+            assert_ne!(v, &p.credentials.host_token);
+        }
+        assert!(get("OPENWORK_TOKEN").is_none() && get("OPENWORK_HOST_TOKEN").is_none());
     }
 }

@@ -47,8 +47,8 @@ pub fn openwork_local_url(ports: &Ports) -> String {
 }
 
 fn common_env(plan: &RunPlan, service: &str) -> Vec<(String, String)> {
-    let mut otel: Vec<String> = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-        .unwrap_or_default()
+    let mut otel: Vec<String> = plan
+        .otel_resource_attributes
         .split(',')
         .filter(|kv| {
             let key = kv.split('=').next().unwrap_or("").trim();
@@ -130,146 +130,6 @@ pub fn opencode_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> Service
         ready_line: true,
         required: true,
     }
-}
-
-/// Paths inside the sandbox container.
-const SANDBOX_HOME: &str = "/persist";
-
-/// The sandbox plan for opencode: the container runs our init, then `opencode serve` on all
-/// interfaces of the container (published on 127.0.0.1 of the host only). The environment holds
-/// opencode's own credentials and settings, never an OpenWork token.
-pub fn sandbox_plan(
-    plan: &RunPlan,
-    sandbox: &crate::plan::SandboxSettings,
-    opencode_bin: &camino::Utf8Path,
-    openwork_exe: &camino::Utf8Path,
-    ports: &Ports,
-    user: String,
-) -> openwork_backends::SandboxPlan {
-    use openwork_backends::docker::spec::{OPENCODE_DIR, OPENWORK_EXE};
-    let opencode_file = opencode_bin.file_name().unwrap_or("opencode");
-    let mut command = vec![
-        OPENWORK_EXE.to_string(),
-        "__init".into(),
-        "--".into(),
-        format!("{OPENCODE_DIR}/{opencode_file}"),
-        "serve".into(),
-        "--hostname".into(),
-        "0.0.0.0".into(),
-        "--port".into(),
-        openwork_backends::CONTAINER_OPENCODE_PORT.to_string(),
-    ];
-    if let Some(level) = plan.opencode_log_level {
-        command.push("--log-level".into());
-        command.push(format!("{level:?}").to_uppercase());
-    }
-    for origin in &plan.cors {
-        command.push("--cors".into());
-        command.push(origin.clone());
-    }
-    let c = &plan.credentials;
-    let mut env: Vec<(String, String)> = vec![
-        ("HOME".into(), SANDBOX_HOME.into()),
-        ("XDG_CONFIG_HOME".into(), format!("{SANDBOX_HOME}/.config")),
-        (
-            "XDG_DATA_HOME".into(),
-            format!("{SANDBOX_HOME}/.local/share"),
-        ),
-        ("XDG_CACHE_HOME".into(), format!("{SANDBOX_HOME}/.cache")),
-        (
-            "XDG_STATE_HOME".into(),
-            format!("{SANDBOX_HOME}/.local/state"),
-        ),
-        // opencode (Bun) unpacks a shared library into its temp dir and loads it: keep that
-        // off the noexec-able /tmp tmpfs.
-        ("TMPDIR".into(), format!("{SANDBOX_HOME}/.tmp")),
-        ("BUN_TMPDIR".into(), format!("{SANDBOX_HOME}/.tmp")),
-        ("OPENCODE_CLIENT".into(), "openwork-orchestrator".into()),
-        (
-            "OPENCODE_SERVER_USERNAME".into(),
-            c.opencode_username.clone(),
-        ),
-        (
-            "OPENCODE_SERVER_PASSWORD".into(),
-            c.opencode_password.clone(),
-        ),
-        ("OPENWORK".into(), "1".into()),
-        ("OPENWORK_RUN_ID".into(), plan.run_id.clone()),
-        ("OPENWORK_SANDBOX_ENABLED".into(), "1".into()),
-    ];
-    // The person's own opencode switches (e.g. OPENCODE_DISABLE_MODELS_FETCH) and npm registry
-    // apply inside too; opencode's credentials are ours, set above.
-    for (k, v) in std::env::vars() {
-        let passthrough = (k.starts_with("OPENCODE_")
-            && !matches!(
-                k.as_str(),
-                "OPENCODE_SERVER_USERNAME" | "OPENCODE_SERVER_PASSWORD" | "OPENCODE_CONFIG_DIR"
-            ))
-            || k == "npm_config_registry";
-        if passthrough {
-            env.push((k, v));
-        }
-    }
-    env.extend(git_identity());
-    let workspace_id = crate::plan::workspace_id(&plan.workspace);
-    openwork_backends::SandboxPlan {
-        run_id: plan.run_id.clone(),
-        name: openwork_backends::container_name(&plan.run_id),
-        image: sandbox.image.clone(),
-        workspace: plan.workspace.clone(),
-        persist_dir: sandbox.persist_dir.clone(),
-        opencode_dir: opencode_bin
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default(),
-        openwork_exe: openwork_exe.to_path_buf(),
-        extra_mounts: sandbox.mounts.clone(),
-        user,
-        limits: sandbox.limits,
-        host_port: ports.opencode,
-        env,
-        command,
-        labels: openwork_backends::labels(
-            &plan.run_id,
-            &workspace_id,
-            std::process::id(),
-            &openwork_backends::boot_id(),
-            plan.mode == crate::plan::RunMode::Detach,
-        ),
-        detach: plan.mode == crate::plan::RunMode::Detach,
-        workspace_id,
-    }
-}
-
-/// The person's git identity for commits the agent makes in the sandbox (whose uid has no
-/// passwd entry there, so git could not guess one): `GIT_AUTHOR_*`/`GIT_COMMITTER_*` from the
-/// environment, else from `git config user.name/user.email` on the host.
-fn git_identity() -> Vec<(String, String)> {
-    let from_git = |key: &str| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .args(["config", "--get", key])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        let v = String::from_utf8(out.stdout).ok()?.trim().to_string();
-        (out.status.success() && !v.is_empty()).then_some(v)
-    };
-    let name = std::env::var("GIT_AUTHOR_NAME")
-        .ok()
-        .or_else(|| from_git("user.name"));
-    let email = std::env::var("GIT_AUTHOR_EMAIL")
-        .ok()
-        .or_else(|| from_git("user.email"));
-    let mut env = Vec::new();
-    if let Some(n) = name {
-        env.push(("GIT_AUTHOR_NAME".to_string(), n.clone()));
-        env.push(("GIT_COMMITTER_NAME".to_string(), n));
-    }
-    if let Some(e) = email {
-        env.push(("GIT_AUTHOR_EMAIL".to_string(), e.clone()));
-        env.push(("GIT_COMMITTER_EMAIL".to_string(), e));
-    }
-    env
 }
 
 /// opencode as a sandboxed service.
@@ -530,6 +390,19 @@ mod tests {
             Some(p.credentials.client_token.as_str())
         );
         assert_eq!(env(&spec, "OPENCODE_ROUTER_HEALTH_PORT"), Some("4200"));
+    }
+
+    #[test]
+    fn otel_attributes_come_from_the_plan_with_the_service_name_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = plan(dir.path(), &[]);
+        p.otel_resource_attributes = "service.name=theirs,team=a".into();
+        let spec = server_spec(&p, &set(), &PORTS);
+        let otel = env(&spec, "OTEL_RESOURCE_ATTRIBUTES").unwrap();
+        assert!(
+            otel.starts_with("team=a,service.name=openwork-server,service.instance.id="),
+            "{otel}"
+        );
     }
 
     #[test]

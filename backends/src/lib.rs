@@ -1,10 +1,12 @@
 //! Sandbox backends: run the agent (opencode) inside a Linux container so that it sees only the
 //! workspace, its persist dir, the read-only sidecar layout and validated extra mounts.
 //!
-//! The shape of a sandboxed run: the binary builds a [`SandboxPlan`] (pure data: mounts, user,
-//! limits, ports, command, environment) from its run plan; a [`SandboxBackend`] carries it out
-//! and hands back a [`SandboxHandle`] whose log lines, exit and stop the host-side supervisor
-//! uses like a process's. openwork-server and opencode-router stay on the host, so the
+//! The shape of a sandboxed run: the binary builds a [`SandboxSpec`] once from its run plan (every
+//! environment read already done); [`SandboxBackend::prepare`] removes orphans of killed runs,
+//! checks and stages the binaries, lays out the persist dir and builds the [`SandboxPlan`] (pure
+//! data: containers with their mounts, user, limits, ports, command, environment, labels; see
+//! [`build`]); [`SandboxBackend::launch`] carries the plan out and hands back a [`SandboxHandle`]
+//! whose log lines, exit and stop the host-side supervisor uses like a process's. openwork-server and opencode-router stay on the host, so the
 //! credentials that control the run (host token, client/owner tokens) never enter the container.
 //!
 //! Implementations:
@@ -14,12 +16,14 @@
 //! - [`apple::AppleContainerBackend`]: Apple's `container` CLI as a subprocess.
 
 pub mod apple;
+pub mod build;
 pub mod control;
 pub mod docker;
 pub mod elf;
 pub mod git_guard;
 pub mod persist;
 mod plan;
+pub mod prepare;
 pub mod remover;
 
 use std::time::Duration;
@@ -28,8 +32,9 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 pub use plan::{
-    CONTAINER_OPENCODE_PORT, ExtraMount, Limits, SandboxPlan, boot_id, container_name, label,
-    labels,
+    Bind, ContainerPlan, ExtraMount, Limits, NetworkAttachment, NetworkPlan, Owner, PublishedPort,
+    Role, SandboxPlan, SandboxSpec, boot_id, container_name, is_orphan, label, labels, layout,
+    suffixed_name,
 };
 
 /// Which pipe of the sandbox a log line came from.
@@ -70,14 +75,46 @@ pub enum BackendError {
         wanted: String,
         got: String,
     },
-    #[error("preparing the sandbox failed at {path}: {message}")]
-    Prepare { path: String, message: String },
+    #[error("preparing the sandbox failed at {path}: {reason}")]
+    Prepare {
+        path: camino::Utf8PathBuf,
+        reason: persist::PrepareFailure,
+    },
     #[error(
         "Apple container bind-mounts directories only, and {path} is not a directory; mount a directory (or use --sandbox docker)"
     )]
     MountNotDirectory { path: String },
     #[error("`{program}` failed: {message}")]
     Command { program: String, message: String },
+    #[error("the {binary} binary cannot run in the Linux sandbox: {reason}")]
+    NotLinuxExecutable {
+        binary: &'static str,
+        reason: elf::ElfError,
+    },
+    #[error(
+        "the {backend} backend cannot run a sandbox with {what} yet; run without it (or with --sandbox docker)"
+    )]
+    NotSupported {
+        backend: &'static str,
+        what: &'static str,
+    },
+}
+
+/// How the sweep for orphans of killed runs went (a failed sweep does not stop the run).
+#[derive(Debug)]
+pub enum OrphanSweep {
+    /// Names of the removed containers (often none).
+    Removed(Vec<String>),
+    Failed(BackendError),
+}
+
+/// What [`SandboxBackend::prepare`] did and the plan to launch.
+#[derive(Debug)]
+pub struct Prepared {
+    pub plan: SandboxPlan,
+    pub orphans: OrphanSweep,
+    /// Credential files copied into the persist dir.
+    pub credentials_copied: Vec<String>,
 }
 
 /// A running sandbox.
@@ -98,6 +135,27 @@ pub trait SandboxHandle: Send + Sync {
 pub trait SandboxBackend: Send + Sync {
     /// `docker` or `container`.
     fn name(&self) -> &'static str;
+    /// What the engine can bind-mount (decides how the binaries are staged).
+    fn mount_kinds(&self) -> prepare::MountKinds;
+    /// Prepares a run's sandbox once, before the first launch: removes orphans of killed runs,
+    /// checks the binaries, lays out the persist dir, stages what is mounted, builds the plan.
+    fn prepare<'a>(
+        &'a self,
+        spec: &'a SandboxSpec,
+    ) -> BoxFuture<'a, Result<Prepared, BackendError>> {
+        Box::pin(async move {
+            let orphans = match self.remove_orphans().await {
+                Ok(removed) => OrphanSweep::Removed(removed),
+                Err(e) => OrphanSweep::Failed(e),
+            };
+            let host = prepare::prepare(spec, self.mount_kinds())?;
+            Ok(Prepared {
+                plan: host.plan,
+                orphans,
+                credentials_copied: host.credentials_copied,
+            })
+        })
+    }
     /// Creates and starts the sandbox of `plan`, after verifying its hardening took effect.
     fn launch<'a>(
         &'a self,

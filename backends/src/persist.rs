@@ -32,10 +32,29 @@ pub const LAYOUT: [&str; 6] = [
 /// Credential files copied from the host's opencode data dir.
 pub const AUTH_FILES: [&str; 2] = ["auth.json", "mcp-auth.json"];
 
-fn err(path: &Utf8Path, e: impl std::fmt::Display) -> BackendError {
+/// Why preparing the host side of a sandbox failed at a path.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareFailure {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the persist dir is a symbolic link; refusing to use it")]
+    PersistDirIsLink,
+    #[error("not a real directory (a symbolic link was planted here?); refusing")]
+    PlantedLink,
+    #[error("`..` is not allowed")]
+    ParentComponent,
+}
+
+impl From<nix::errno::Errno> for PrepareFailure {
+    fn from(e: nix::errno::Errno) -> Self {
+        PrepareFailure::Io(std::io::Error::from(e))
+    }
+}
+
+fn err(path: &Utf8Path, reason: impl Into<PrepareFailure>) -> BackendError {
     BackendError::Prepare {
-        path: path.to_string(),
-        message: e.to_string(),
+        path: path.to_path_buf(),
+        reason: reason.into(),
     }
 }
 
@@ -43,10 +62,7 @@ fn open_root(root: &Utf8Path) -> Result<OwnedFd, BackendError> {
     std::fs::create_dir_all(root).map_err(|e| err(root, e))?;
     let meta = std::fs::symlink_metadata(root).map_err(|e| err(root, e))?;
     if meta.file_type().is_symlink() {
-        return Err(err(
-            root,
-            "the persist dir is a symbolic link; refusing to use it",
-        ));
+        return Err(err(root, PrepareFailure::PersistDirIsLink));
     }
     let fd = nix::fcntl::open(
         root.as_std_path(),
@@ -63,7 +79,7 @@ fn open_dir_beneath(root: &Utf8Path, rel: &str) -> Result<OwnedFd, BackendError>
     let mut at = root.to_path_buf();
     for part in rel.split('/').filter(|p| !p.is_empty() && *p != ".") {
         if part == ".." {
-            return Err(err(&at, "`..` is not allowed"));
+            return Err(err(&at, PrepareFailure::ParentComponent));
         }
         at.push(part);
         match mkdirat(fd.as_fd(), part, Mode::from_bits_truncate(0o700)) {
@@ -78,10 +94,7 @@ fn open_dir_beneath(root: &Utf8Path, rel: &str) -> Result<OwnedFd, BackendError>
         )
         .map_err(|e| {
             if e == nix::errno::Errno::ELOOP || e == nix::errno::Errno::ENOTDIR {
-                err(
-                    &at,
-                    "not a real directory (a symbolic link was planted here?); refusing",
-                )
+                err(&at, PrepareFailure::PlantedLink)
             } else {
                 err(&at, e)
             }
@@ -243,6 +256,16 @@ mod tests {
         std::fs::write(host.join("auth.json"), "secret").unwrap();
         let e = prepare(&persist, Some(&host)).unwrap_err();
         assert!(e.to_string().contains(".local"), "{e}");
+        assert!(
+            matches!(
+                e,
+                BackendError::Prepare {
+                    reason: PrepareFailure::PlantedLink,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(
             std::fs::read_dir(&outside).unwrap().next().is_none(),
             "wrote outside"

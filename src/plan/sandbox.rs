@@ -1,11 +1,19 @@
 //! The sandbox part of the run plan: `--sandbox*` flags validated into [`SandboxSettings`]
 //! (image, persist dir, resource limits, and extra mounts checked against the allowlist before
-//! anything is started).
+//! anything is started), and every read of the host the sandbox needs done here, once: the
+//! environment passed through to opencode, the git identity (`git config`), the host user, the
+//! host's opencode data dir and the container's architecture. Nothing after the plan reads them.
+//!
+//! Threat addressed: what enters the agent's environment is decided in one place, from an
+//! allow-list of names (`OPENCODE_*` minus opencode's credentials and config dir, the npm
+//! registry, git identity); an OpenWork token the orchestrator inherited can never pass.
 
 use camino::{Utf8Path, Utf8PathBuf};
+use openwork_backends::Owner;
+use openwork_backends::elf::Arch;
 
 use super::{PlanError, absolutize};
-use crate::cli::{SandboxArg, StartArgs};
+use crate::cli::{SandboxArg, SandboxSidecarsArg, StartArgs};
 
 /// Default sandbox image (built locally by `images/build.sh`; the tag is also in `images/IMAGE`).
 pub const DEFAULT_SANDBOX_IMAGE: &str = "openwork-sandbox:bookworm-1";
@@ -21,12 +29,100 @@ pub struct SandboxSettings {
     /// Validated extra mounts (real host paths).
     pub mounts: Vec<openwork_backends::ExtraMount>,
     pub limits: openwork_backends::Limits,
-    /// Copy opencode's auth.json/mcp-auth.json into the persist dir.
-    pub copy_auth: bool,
+    /// The host's opencode data dir whose auth.json/mcp-auth.json are copied into the persist
+    /// dir (`None` with `--no-sandbox-auth-copy`).
+    pub copy_auth_from: Option<Utf8PathBuf>,
     /// The `container` program given with `OPENWORK_CONTAINER_BIN` (`--container-bin`).
     pub container_bin: Option<std::path::PathBuf>,
     /// Where the Linux binaries mounted into the container come from.
-    pub sidecars: crate::cli::SandboxSidecarsArg,
+    pub layout: LayoutSource,
+    /// Architecture of the containers (the host's).
+    pub arch: Arch,
+    /// `uid:gid` of the host user, which the containers run as.
+    pub user: String,
+    /// This orchestrator (labels of what it creates).
+    pub owner: Owner,
+    /// The person's environment for opencode: passed-through variables and git identity.
+    pub agent_env: Vec<(String, String)>,
+}
+
+/// Where the container's Linux binaries come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutSource {
+    /// This host's opencode and this executable (a Linux host of the container's architecture).
+    Host,
+    /// Downloads for `linux-<arch>`: opencode from the manifest or npm, openwork (the
+    /// multi-call binary, published as the manifest's `openwork-server` entry) from the manifest.
+    Downloaded,
+}
+
+/// Pure choice of [`LayoutSource`] (`--sandbox-sidecars`).
+pub fn layout_source(
+    flag: SandboxSidecarsArg,
+    host_is_linux: bool,
+) -> Result<LayoutSource, PlanError> {
+    match (flag, host_is_linux) {
+        (SandboxSidecarsArg::Host, false) => Err(PlanError::BadValue {
+            flag: "sandbox-sidecars",
+            value: "host".into(),
+            reason: "needs a Linux host; use --sandbox-sidecars downloaded (the default here)",
+        }),
+        (SandboxSidecarsArg::Host, true) | (SandboxSidecarsArg::Auto, true) => {
+            Ok(LayoutSource::Host)
+        }
+        (SandboxSidecarsArg::Downloaded, _) | (SandboxSidecarsArg::Auto, false) => {
+            Ok(LayoutSource::Downloaded)
+        }
+    }
+}
+
+/// The person's variables that apply inside too: their own opencode switches (e.g.
+/// `OPENCODE_DISABLE_MODELS_FETCH`) and npm registry. opencode's credentials and config dir are
+/// the run's own, set elsewhere.
+pub fn passthrough_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    vars.into_iter()
+        .filter(|(k, _)| {
+            (k.starts_with("OPENCODE_")
+                && !matches!(
+                    k.as_str(),
+                    "OPENCODE_SERVER_USERNAME" | "OPENCODE_SERVER_PASSWORD" | "OPENCODE_CONFIG_DIR"
+                ))
+                || k == "npm_config_registry"
+        })
+        .collect()
+}
+
+/// The person's git identity for commits the agent makes in the sandbox (whose uid has no
+/// passwd entry there, so git could not guess one): `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` from
+/// `env`, else `user.name`/`user.email` from `git_config`; set as author and committer.
+pub fn git_identity(
+    env: impl Fn(&str) -> Option<String>,
+    git_config: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
+    let name = env("GIT_AUTHOR_NAME").or_else(|| git_config("user.name"));
+    let email = env("GIT_AUTHOR_EMAIL").or_else(|| git_config("user.email"));
+    let mut out = Vec::new();
+    if let Some(n) = name {
+        out.push(("GIT_AUTHOR_NAME".to_string(), n.clone()));
+        out.push(("GIT_COMMITTER_NAME".to_string(), n));
+    }
+    if let Some(e) = email {
+        out.push(("GIT_AUTHOR_EMAIL".to_string(), e.clone()));
+        out.push(("GIT_COMMITTER_EMAIL".to_string(), e));
+    }
+    out
+}
+
+/// `git config --get <key>` on the host (`None` when git or the key is missing).
+fn host_git_config(key: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["config", "--get", key])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let v = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !v.is_empty()).then_some(v)
 }
 
 /// `ws_` + the first 12 hex characters of SHA-256 of the workspace path (openwork-server's id).
@@ -88,6 +184,18 @@ pub(super) fn sandbox_settings(
         None => data_dir.join("sandbox").join(workspace_id(workspace)),
     };
     let home = std::env::var("HOME").map_err(|_| PlanError::NoHome)?;
+    let layout = layout_source(args.sandbox_sidecars, cfg!(target_os = "linux"))?;
+    let arch = Arch::host().ok_or(PlanError::BadValue {
+        flag: "sandbox",
+        value: std::env::consts::ARCH.into(),
+        reason: "sandbox mode needs an x86_64 or aarch64 host; use --sandbox none",
+    })?;
+    let copy_auth_from = (!args.no_sandbox_auth_copy).then(|| {
+        let xdg = std::env::var("XDG_DATA_HOME").ok();
+        openwork_backends::persist::host_opencode_data_dir(xdg.as_deref(), Utf8Path::new(&home))
+    });
+    let mut agent_env = passthrough_env(std::env::vars());
+    agent_env.extend(git_identity(|k| std::env::var(k).ok(), host_git_config));
     let cwd = std::env::current_dir().map_err(|source| PlanError::WorkspaceUnreadable {
         path: ".".into(),
         source,
@@ -135,8 +243,72 @@ pub(super) fn sandbox_settings(
             pids: args.sandbox_pids_limit,
             ..openwork_backends::Limits::default()
         },
-        copy_auth: !args.no_sandbox_auth_copy,
+        copy_auth_from,
         container_bin: args.container_bin.clone(),
-        sidecars: args.sandbox_sidecars,
+        layout,
+        arch,
+        user: format!(
+            "{}:{}",
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw()
+        ),
+        owner: Owner::current(),
+        agent_env,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_follows_the_host() {
+        use SandboxSidecarsArg::*;
+        assert_eq!(layout_source(Auto, true).unwrap(), LayoutSource::Host);
+        assert_eq!(
+            layout_source(Auto, false).unwrap(),
+            LayoutSource::Downloaded
+        );
+        assert_eq!(
+            layout_source(Downloaded, true).unwrap(),
+            LayoutSource::Downloaded
+        );
+        let e = layout_source(Host, false).unwrap_err().to_string();
+        assert!(e.contains("Linux host"), "{e}");
+    }
+
+    #[test]
+    fn only_opencode_switches_and_the_registry_pass_through() {
+        let vars = [
+            ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
+            ("OPENCODE_SERVER_PASSWORD", "host-secret"),
+            ("OPENCODE_CONFIG_DIR", "/host/cfg"),
+            ("OPENWORK_TOKEN", "t"),
+            ("OPENWORK_HOST_TOKEN", "h"),
+            ("npm_config_registry", "https://r.example"),
+            ("HOME", "/home/me"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let keys: Vec<String> = passthrough_env(vars).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["OPENCODE_DISABLE_MODELS_FETCH", "npm_config_registry"]
+        );
+    }
+
+    #[test]
+    fn git_identity_prefers_the_environment_then_git_config() {
+        let env = |k: &str| (k == "GIT_AUTHOR_NAME").then(|| "Env Name".to_string());
+        let git = |k: &str| match k {
+            "user.name" => Some("Git Name".to_string()),
+            "user.email" => Some("me@example.com".to_string()),
+            _ => None,
+        };
+        let id = git_identity(env, git);
+        let get = |k: &str| id.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("GIT_AUTHOR_NAME"), Some("Env Name"));
+        assert_eq!(get("GIT_COMMITTER_NAME"), Some("Env Name"));
+        assert_eq!(get("GIT_COMMITTER_EMAIL"), Some("me@example.com"));
+        assert!(git_identity(|_| None, |_| None).is_empty());
+    }
 }

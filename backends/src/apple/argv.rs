@@ -12,21 +12,16 @@
 //! CLI offers no `no-new-privileges` and no pids cgroup limit; the process cap is an `nproc`
 //! ulimit, which in a VM that runs only the agent's uid counts the container's processes.
 
-use camino::Utf8Path;
+use crate::plan::ContainerPlan;
 
-use crate::plan::{CONTAINER_OPENCODE_PORT, SandboxPlan};
-
-/// Where the read-only directory holding the openwork executable is mounted.
-pub const OPENWORK_DIR: &str = "/opt/openwork";
-
-/// `container run …` (without the program name) for `plan`; `openwork_dir` is the host
-/// directory that holds only the `openwork` executable (Apple container mounts directories only).
+/// `container run …` (without the program name) for the container `plan`. Its mounts must all be
+/// directories (see [`crate::prepare`], which stages the `openwork` executable in one).
 ///
-/// Without `plan.detach` the run is attached (`--rm`, output on the CLI's pipes, exit status of
-/// the container = exit status of the CLI); detached runs use `--detach` and keep the container.
-pub fn run_args(plan: &SandboxPlan, openwork_dir: &Utf8Path) -> Vec<String> {
+/// Without `detach` the run is attached (`--rm`, output on the CLI's pipes, exit status of the
+/// container = exit status of the CLI); detached runs use `--detach` and keep the container.
+pub fn run_args(plan: &ContainerPlan, detach: bool) -> Vec<String> {
     let mut a: Vec<String> = vec!["run".into(), "--name".into(), plan.name.clone()];
-    if plan.detach {
+    if detach {
         a.push("--detach".into());
     } else {
         a.push("--rm".into());
@@ -35,11 +30,13 @@ pub fn run_args(plan: &SandboxPlan, openwork_dir: &Utf8Path) -> Vec<String> {
         a.push(k.into());
         a.push(v);
     };
-    flag(
-        &mut a,
-        "--publish",
-        format!("127.0.0.1:{}:{CONTAINER_OPENCODE_PORT}", plan.host_port),
-    );
+    for p in &plan.ports {
+        flag(
+            &mut a,
+            "--publish",
+            format!("{}:{}:{}", p.host_ip, p.host_port, p.container_port),
+        );
+    }
     flag(&mut a, "--user", plan.user.clone());
     // Apple's --cpus takes whole CPUs.
     let cpus = (plan.limits.nano_cpus + 999_999_999) / 1_000_000_000;
@@ -53,7 +50,7 @@ pub fn run_args(plan: &SandboxPlan, openwork_dir: &Utf8Path) -> Vec<String> {
     flag(&mut a, "--cap-drop", "ALL".into());
     flag(&mut a, "--tmpfs", "/tmp".into());
     flag(&mut a, "--ulimit", format!("nproc={}", plan.limits.pids));
-    for m in mounts(plan, openwork_dir) {
+    for m in mounts(plan) {
         flag(&mut a, "--mount", m.to_arg());
     }
     for (k, v) in &plan.labels {
@@ -62,7 +59,7 @@ pub fn run_args(plan: &SandboxPlan, openwork_dir: &Utf8Path) -> Vec<String> {
     for (k, v) in &plan.env {
         flag(&mut a, "--env", format!("{k}={v}"));
     }
-    flag(&mut a, "--workdir", "/workspace".into());
+    flag(&mut a, "--workdir", plan.workdir.clone());
     flag(
         &mut a,
         "--entrypoint",
@@ -93,26 +90,15 @@ impl BindMount {
 }
 
 /// The mounts of `plan`, in order.
-pub fn mounts(plan: &SandboxPlan, openwork_dir: &Utf8Path) -> Vec<BindMount> {
-    let b = |source: &str, target: &str, read_only| BindMount {
-        source: source.to_string(),
-        target: target.to_string(),
-        read_only,
-    };
-    let mut m = vec![
-        b(plan.workspace.as_str(), "/workspace", false),
-        b(plan.persist_dir.as_str(), "/persist", false),
-        b(
-            plan.opencode_dir.as_str(),
-            crate::docker::spec::OPENCODE_DIR,
-            true,
-        ),
-        b(openwork_dir.as_str(), OPENWORK_DIR, true),
-    ];
-    for extra in &plan.extra_mounts {
-        m.push(b(extra.host.as_str(), &extra.container, extra.read_only));
-    }
-    m
+pub fn mounts(plan: &ContainerPlan) -> Vec<BindMount> {
+    plan.mounts
+        .iter()
+        .map(|m| BindMount {
+            source: m.source.to_string(),
+            target: m.target.clone(),
+            read_only: m.read_only,
+        })
+        .collect()
 }
 
 fn args(parts: &[&str]) -> Vec<String> {
@@ -195,41 +181,42 @@ pub fn parse_list(json: &str) -> Result<Vec<Listed>, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{ExtraMount, Limits, labels};
+    use crate::build::{OpenworkMount, Staged, agent_container};
+    use crate::plan::{ExtraMount, Owner};
 
-    fn plan(detach: bool) -> SandboxPlan {
-        SandboxPlan {
-            run_id: "r".into(),
-            workspace_id: "ws_1".into(),
-            name: "openwork-r".into(),
-            image: "img:1".into(),
-            workspace: "/Users/me/ws".into(),
-            persist_dir: "/Users/me/.openwork/sandbox/ws_1".into(),
+    fn plan(detach: bool) -> ContainerPlan {
+        let mut spec = crate::build::fixtures::spec();
+        spec.run_id = "r".into();
+        spec.workspace = "/Users/me/ws".into();
+        spec.persist_dir = "/Users/me/.openwork/sandbox/ws_1".into();
+        spec.extra_mounts = vec![ExtraMount {
+            host: "/data/sets".into(),
+            container: "/workspace/extra/sets".into(),
+            read_only: true,
+        }];
+        spec.user = "501:20".into();
+        spec.host_port = 40000;
+        spec.opencode_args = vec![];
+        spec.agent_env = vec![("OPENCODE_CLIENT".into(), "o".into())];
+        spec.owner = Owner {
+            pid: 7,
+            boot_id: "b".into(),
+        };
+        spec.detach = detach;
+        spec.image = "img:1".into();
+        let staged = Staged {
             opencode_dir: "/c/opencode".into(),
-            openwork_exe: "/usr/local/bin/openwork".into(),
-            extra_mounts: vec![ExtraMount {
-                host: "/data/sets".into(),
-                container: "/workspace/extra/sets".into(),
-                read_only: true,
-            }],
-            user: "501:20".into(),
-            limits: Limits::default(),
-            host_port: 40000,
-            env: vec![("HOME".into(), "/persist".into())],
-            command: vec![
-                "/opt/openwork/openwork".into(),
-                "__init".into(),
-                "--".into(),
-                "x".into(),
-            ],
-            labels: labels("r", "ws_1", 7, "b", detach),
-            detach,
-        }
+            opencode_file: "opencode".into(),
+            openwork: OpenworkMount::Dir("/c/ws_1.openwork-bin".into()),
+        };
+        let mut c = agent_container(&spec, &staged);
+        c.env.retain(|(k, _)| k == "HOME" || k == "OPENCODE_CLIENT");
+        c
     }
 
     #[test]
     fn attached_run_args_are_pinned() {
-        let a = run_args(&plan(false), Utf8Path::new("/c/ws_1.openwork-bin"));
+        let a = run_args(&plan(false), false);
         let expected = "run --name openwork-r --rm \
             --publish 127.0.0.1:40000:4096 --user 501:20 --cpus 2 --memory 4096M \
             --read-only --cap-drop ALL --tmpfs /tmp --ulimit nproc=512 \
@@ -242,10 +229,12 @@ mod tests {
             --label org.openwork.managed=true \
             --label org.openwork.owner-boot-id=b \
             --label org.openwork.owner-pid=7 \
+            --label org.openwork.role=agent \
             --label org.openwork.run-id=r \
             --label org.openwork.workspace-id=ws_1 \
-            --env HOME=/persist --workdir /workspace \
-            --entrypoint /opt/openwork/openwork img:1 __init -- x";
+            --env HOME=/persist --env OPENCODE_CLIENT=o --workdir /workspace \
+            --entrypoint /opt/openwork/openwork img:1 __init -- \
+            /opt/opencode/opencode serve --hostname 0.0.0.0 --port 4096";
         assert_eq!(a.join(" "), expected);
     }
 
@@ -253,7 +242,7 @@ mod tests {
     fn detached_run_keeps_the_container_and_rounds_cpus_up() {
         let mut p = plan(true);
         p.limits.nano_cpus = 1_500_000_000;
-        let a = run_args(&p, Utf8Path::new("/b")).join(" ");
+        let a = run_args(&p, true).join(" ");
         assert!(
             a.starts_with("run --name openwork-r --detach --publish"),
             "{a}"

@@ -1,6 +1,6 @@
-//! Apple's `container` CLI backend (macOS on Apple silicon): the same [`SandboxPlan`] as Docker,
-//! carried out with `container` subprocesses whose argv is built by the pure functions of
-//! [`argv`] (pinned by unit tests).
+//! Apple's `container` CLI backend (macOS on Apple silicon): the same [`SandboxPlan`] as Docker
+//! (prepared with [`MountKinds::DirectoriesOnly`]), carried out with `container` subprocesses whose
+//! argv is built by the pure functions of [`argv`] (pinned by unit tests).
 //!
 //! The CLI (`apple/container`, `docs/command-reference.md`, releases 1.0.0–1.2.2) is driven as:
 //! - launch: `container image inspect <image>` (missing image → the build hint), `container delete
@@ -17,12 +17,10 @@
 //! - orphans: `container list --all --format json`, filtered by our labels (owner pid + boot id).
 //!
 //! Threats addressed: a mount that is not what the plan says. Apple container bind-mounts
-//! directories only (no single-file mounts), so a file mount is refused before anything starts with
-//! an error naming the path. The openwork executable (the container's init) is mounted through a
-//! directory that holds nothing else: a hard link (a copy across file systems) staged at
-//! `<persist dir>.openwork-bin/openwork`, next to the persist dir and not in it, because the agent
-//! can write `/persist` and must neither replace the next run's init nor reach, through a link,
-//! the inode of the host's executable. Unlike the Docker API, the CLI rejects flags it does not
+//! directories only (no single-file mounts): [`crate::prepare`] refuses a file mount before
+//! anything starts with an error naming the path, and mounts the openwork executable (the
+//! container's init) through a directory that holds nothing else, `<persist dir>.openwork-bin/`,
+//! next to the persist dir and not in it. Unlike the Docker API, the CLI rejects flags it does not
 //! know, so an older release fails loudly instead of silently dropping a hardening flag.
 //!
 //! Left open: Apple's CLI has no `no-new-privileges` and no pids cgroup (an `nproc` ulimit stands
@@ -38,14 +36,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use camino::{Utf8Path, Utf8PathBuf};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use crate::plan::{SandboxPlan, label, owner_alive};
+use crate::plan::{SandboxPlan, is_orphan};
+use crate::prepare::MountKinds;
 use crate::{BackendError, LogLine, LogStream, SandboxBackend, SandboxExit, SandboxHandle};
 
 /// Upper bound of one short CLI call (inspect, delete, list…).
@@ -97,26 +95,6 @@ pub async fn probe(program: &Path) -> Result<String, BackendError> {
     Ok(out.trim().to_string())
 }
 
-/// Every mount source must be a directory (Apple container mounts directories only).
-pub fn check_directories(plan: &SandboxPlan) -> Result<(), BackendError> {
-    let sources = [&plan.workspace, &plan.persist_dir, &plan.opencode_dir]
-        .into_iter()
-        .chain(plan.extra_mounts.iter().map(|m| &m.host));
-    for path in sources {
-        if !path.is_dir() {
-            return Err(BackendError::MountNotDirectory {
-                path: path.to_string(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Stages `exe` as the only entry of `<persist dir>.openwork-bin/` and returns that directory.
-pub fn stage_openwork(exe: &Utf8Path, persist_dir: &Utf8Path) -> Result<Utf8PathBuf, BackendError> {
-    crate::persist::stage_alone(exe, persist_dir, "openwork-bin", "openwork")
-}
-
 /// Apple's `container` CLI as a [`SandboxBackend`].
 pub struct AppleContainerBackend {
     /// The `container` program (`container` on PATH, or a path; a test double on Linux CI).
@@ -148,37 +126,42 @@ impl AppleContainerBackend {
     }
 
     async fn launch_inner(&self, plan: &SandboxPlan) -> Result<AppleHandle, BackendError> {
-        check_directories(plan)?;
+        if plan.gate.is_some() || !plan.networks.is_empty() {
+            return Err(BackendError::NotSupported {
+                backend: "container",
+                what: "an egress gate",
+            });
+        }
+        let agent = &plan.agent;
         if call(
             &self.program,
-            &argv::image_inspect_args(&plan.image),
+            &argv::image_inspect_args(&agent.image),
             CALL_TIMEOUT,
         )
         .await
         .is_err()
         {
             return Err(BackendError::ImageMissing {
-                image: plan.image.clone(),
+                image: agent.image.clone(),
                 build_hint: self.build_hint.clone(),
             });
         }
-        let bin_dir = stage_openwork(&plan.openwork_exe, &plan.persist_dir)?;
         // A container of the same name is a leftover of this run id: replace it.
-        let _ = call(&self.program, &argv::delete_args(&plan.name), CALL_TIMEOUT).await;
-        let args = argv::run_args(plan, &bin_dir);
+        let _ = call(&self.program, &argv::delete_args(&agent.name), CALL_TIMEOUT).await;
+        let args = argv::run_args(agent, plan.detach);
         let (tx, rx) = watch::channel(None);
         let detached = Arc::new(AtomicBool::new(plan.detach));
         if plan.detach {
             call(&self.program, &args, Duration::from_secs(300)).await?;
-            let logs = self.follow_logs(&plan.name)?;
+            let logs = self.follow_logs(&agent.name)?;
             tokio::spawn(poll_until_stopped(
                 self.program.clone(),
-                plan.name.clone(),
+                agent.name.clone(),
                 tx,
             ));
             return Ok(AppleHandle {
                 program: self.program.clone(),
-                name: plan.name.clone(),
+                name: agent.name.clone(),
                 logs: std::sync::Mutex::new(Some(logs)),
                 exit: rx,
                 child_pid: None,
@@ -214,7 +197,7 @@ impl AppleContainerBackend {
         });
         Ok(AppleHandle {
             program: self.program.clone(),
-            name: plan.name.clone(),
+            name: agent.name.clone(),
             logs: std::sync::Mutex::new(Some(logs)),
             exit: rx,
             child_pid,
@@ -313,6 +296,10 @@ impl SandboxBackend for AppleContainerBackend {
         "container"
     }
 
+    fn mount_kinds(&self) -> MountKinds {
+        MountKinds::DirectoriesOnly
+    }
+
     fn launch<'a>(
         &'a self,
         plan: &'a SandboxPlan,
@@ -332,11 +319,7 @@ impl SandboxBackend for AppleContainerBackend {
             })?;
             let mut removed = Vec::new();
             for c in listed {
-                let get = |k: &str| c.labels.get(k).map(String::as_str);
-                if get(label::MANAGED) != Some("true") || get(label::DETACHED) == Some("true") {
-                    continue;
-                }
-                if owner_alive(get(label::OWNER_BOOT), get(label::OWNER_PID)) {
+                if !is_orphan(|k| c.labels.get(k).cloned()) {
                     continue;
                 }
                 if call(&self.program, &argv::delete_args(&c.id), CALL_TIMEOUT)
@@ -433,72 +416,5 @@ impl SandboxHandle for AppleHandle {
 
     fn detach(&self) {
         self.detached.store(true, Ordering::SeqCst);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{ExtraMount, Limits, labels};
-
-    fn plan(root: &Utf8Path) -> SandboxPlan {
-        for d in ["ws", "persist", "oc"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        SandboxPlan {
-            run_id: "r".into(),
-            workspace_id: "ws_1".into(),
-            name: "openwork-r".into(),
-            image: "img:1".into(),
-            workspace: root.join("ws"),
-            persist_dir: root.join("persist"),
-            opencode_dir: root.join("oc"),
-            openwork_exe: root.join("exe"),
-            extra_mounts: vec![],
-            user: "1:1".into(),
-            limits: Limits::default(),
-            host_port: 1,
-            env: vec![],
-            command: vec![],
-            labels: labels("r", "ws_1", 1, "b", false),
-            detach: false,
-        }
-    }
-
-    #[test]
-    fn a_file_mount_is_refused_naming_the_path() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = Utf8Path::from_path(tmp.path()).unwrap();
-        let mut p = plan(root);
-        assert!(check_directories(&p).is_ok());
-        std::fs::write(root.join("notes.txt"), "x").unwrap();
-        p.extra_mounts.push(ExtraMount {
-            host: root.join("notes.txt"),
-            container: "/workspace/extra/notes".into(),
-            read_only: true,
-        });
-        let e = check_directories(&p).unwrap_err().to_string();
-        assert!(e.contains(root.join("notes.txt").as_str()), "{e}");
-        assert!(e.contains("directories only"), "{e}");
-    }
-
-    #[test]
-    fn the_openwork_dir_holds_only_the_executable_and_sits_outside_persist() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = Utf8Path::from_path(tmp.path()).unwrap();
-        let p = plan(root);
-        std::fs::write(&p.openwork_exe, "binary").unwrap();
-        let dir = stage_openwork(&p.openwork_exe, &p.persist_dir).unwrap();
-        assert_eq!(dir, root.join("persist.openwork-bin"));
-        assert!(!dir.starts_with(&p.persist_dir));
-        std::fs::write(dir.join("planted"), "x").unwrap();
-        // Staged again (an earlier hard link of the same inode is there): one entry remains.
-        let dir = stage_openwork(&p.openwork_exe, &p.persist_dir).unwrap();
-        let names: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, ["openwork"]);
-        assert_eq!(std::fs::read(dir.join("openwork")).unwrap(), b"binary");
     }
 }

@@ -1,5 +1,5 @@
-//! The Docker backend: carries out a [`SandboxPlan`] through the engine's API (bollard), honouring
-//! `DOCKER_HOST`.
+//! The Docker backend: carries out a [`SandboxPlan`] (built by [`crate::build`], turned into
+//! create requests by [`spec`]) through the engine's API (bollard), honouring `DOCKER_HOST`.
 //!
 //! Threat addressed: a sandbox that is weaker than it claims. The API version is negotiated at
 //! connect (an older engine silently drops fields it does not know under a newer version), and
@@ -27,7 +27,8 @@ use bollard::query_parameters::{
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 
-use crate::plan::{SandboxPlan, label, owner_alive};
+use crate::plan::{SandboxPlan, is_orphan};
+use crate::prepare::MountKinds;
 use crate::{BackendError, LogLine, LogStream, SandboxBackend, SandboxExit, SandboxHandle};
 
 /// What probing the engine found; `Display` names the cause and the fix.
@@ -168,44 +169,51 @@ impl DockerBackend {
     }
 
     async fn launch_inner(&self, plan: &SandboxPlan) -> Result<DockerHandle, BackendError> {
-        if let Err(e) = self.docker.inspect_image(&plan.image).await {
+        if plan.gate.is_some() || !plan.networks.is_empty() {
+            return Err(BackendError::NotSupported {
+                backend: "docker",
+                what: "an egress gate",
+            });
+        }
+        let agent = &plan.agent;
+        if let Err(e) = self.docker.inspect_image(&agent.image).await {
             return Err(match e {
                 bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
                 } => BackendError::ImageMissing {
-                    image: plan.image.clone(),
+                    image: agent.image.clone(),
                     build_hint: self.build_hint.clone(),
                 },
                 other => engine("inspect image")(other),
             });
         }
         // A container of the same name is a leftover of this run id: replace it.
-        self.remove(&plan.name).await;
+        self.remove(&agent.name).await;
         let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
-            .name(&plan.name)
+            .name(&agent.name)
             .build();
         self.docker
-            .create_container(Some(options), spec::create_body(plan))
+            .create_container(Some(options), spec::create_body(agent))
             .await
             .map_err(engine("create container"))?;
-        if let Err(e) = self.verify(plan).await {
-            self.remove(&plan.name).await;
+        if let Err(e) = self.verify(agent).await {
+            self.remove(&agent.name).await;
             return Err(e);
         }
-        if let Err(e) = self.docker.start_container(&plan.name, None).await {
-            self.remove(&plan.name).await;
+        if let Err(e) = self.docker.start_container(&agent.name, None).await {
+            self.remove(&agent.name).await;
             return Err(engine("start container")(e));
         }
         Ok(DockerHandle {
             docker: self.docker.clone(),
-            name: plan.name.clone(),
+            name: agent.name.clone(),
             detached: Arc::new(AtomicBool::new(plan.detach)),
             logs_taken: false,
         })
     }
 
     /// Inspects the created container; every hardening setting must have stuck.
-    async fn verify(&self, plan: &SandboxPlan) -> Result<(), BackendError> {
+    async fn verify(&self, plan: &crate::ContainerPlan) -> Result<(), BackendError> {
         let inspect = self
             .docker
             .inspect_container(&plan.name, None)
@@ -230,6 +238,10 @@ impl SandboxBackend for DockerBackend {
         "docker"
     }
 
+    fn mount_kinds(&self) -> MountKinds {
+        MountKinds::FilesAndDirectories
+    }
+
     fn launch<'a>(
         &'a self,
         plan: &'a SandboxPlan,
@@ -244,7 +256,7 @@ impl SandboxBackend for DockerBackend {
         Box::pin(async move {
             let filters: HashMap<String, Vec<String>> = HashMap::from([(
                 "label".to_string(),
-                vec![format!("{}=true", label::MANAGED)],
+                vec![format!("{}=true", crate::label::MANAGED)],
             )]);
             let opts = ListContainersOptionsBuilder::default()
                 .all(true)
@@ -258,13 +270,7 @@ impl SandboxBackend for DockerBackend {
             let mut removed = Vec::new();
             for c in list {
                 let labels = c.labels.unwrap_or_default();
-                if labels.get(label::DETACHED).map(String::as_str) == Some("true") {
-                    continue;
-                }
-                if owner_alive(
-                    labels.get(label::OWNER_BOOT).map(String::as_str),
-                    labels.get(label::OWNER_PID).map(String::as_str),
-                ) {
+                if !is_orphan(|k| labels.get(k).cloned()) {
                     continue;
                 }
                 let name = c

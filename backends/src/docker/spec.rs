@@ -1,6 +1,7 @@
-//! Pure builder of the Docker container: [`create_body`] turns a [`SandboxPlan`] into the
-//! engine's create request, and [`hardening_checks`] lists what must be true when the created
-//! container is inspected. Nothing here talks to the engine, so both are unit-tested.
+//! Pure builder of the Docker containers and networks: [`create_body`] turns a [`ContainerPlan`]
+//! (the agent's, or the planned gate's) into the engine's create request, [`network_body`] does
+//! the same for a [`NetworkPlan`], and [`hardening_checks`] lists what must be true when the
+//! created container is inspected. Nothing here talks to the engine, so all are unit-tested.
 //!
 //! The contract (also in `backends/README.md`, checked against `inspect` by the e2e tests):
 //!
@@ -18,16 +19,16 @@
 //! | Init | our `__init` as PID 1 | zombies are reaped, stop signals reach opencode |
 //! | Labels | run id, workspace id, owner pid + boot id | orphans of a killed run are found and removed |
 //! | Privileged | `false` | |
+//! | NetworkMode | engine default; the planned gate's internal network | no other network than planned |
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
+    NetworkingConfig, PortBinding,
+};
 
-use crate::plan::{CONTAINER_OPENCODE_PORT, SandboxPlan};
-
-/// Where the read-only sidecar layout is mounted.
-pub const OPENCODE_DIR: &str = "/opt/opencode";
-pub const OPENWORK_EXE: &str = "/opt/openwork/openwork";
+use crate::plan::{ContainerPlan, NetworkPlan};
 
 fn bind(source: &str, target: &str, read_only: bool) -> Mount {
     Mount {
@@ -39,33 +40,33 @@ fn bind(source: &str, target: &str, read_only: bool) -> Mount {
     }
 }
 
-/// The mounts of a plan, in order.
-pub fn mounts(plan: &SandboxPlan) -> Vec<Mount> {
-    let mut m = vec![
-        bind(plan.workspace.as_str(), "/workspace", false),
-        bind(plan.persist_dir.as_str(), "/persist", false),
-        bind(plan.opencode_dir.as_str(), OPENCODE_DIR, true),
-        bind(plan.openwork_exe.as_str(), OPENWORK_EXE, true),
-    ];
-    for extra in &plan.extra_mounts {
-        m.push(bind(extra.host.as_str(), &extra.container, extra.read_only));
+/// The mounts of a container, in order.
+pub fn mounts(plan: &ContainerPlan) -> Vec<Mount> {
+    plan.mounts
+        .iter()
+        .map(|m| bind(m.source.as_str(), &m.target, m.read_only))
+        .collect()
+}
+
+fn port_key(port: u16) -> String {
+    format!("{port}/tcp")
+}
+
+/// The create request for `plan`. A container joins its first network at create (engines older
+/// than API 1.44 take one endpoint there); [`later_networks`] are connected before it starts.
+pub fn create_body(plan: &ContainerPlan) -> ContainerCreateBody {
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &plan.ports {
+        port_bindings
+            .entry(port_key(p.container_port))
+            .or_default()
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(p.host_ip.clone()),
+                host_port: Some(p.host_port.to_string()),
+            });
     }
-    m
-}
-
-fn port_key() -> String {
-    format!("{CONTAINER_OPENCODE_PORT}/tcp")
-}
-
-/// The create request for `plan`.
-pub fn create_body(plan: &SandboxPlan) -> ContainerCreateBody {
-    let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::from([(
-        port_key(),
-        Some(vec![PortBinding {
-            host_ip: Some("127.0.0.1".to_string()),
-            host_port: Some(plan.host_port.to_string()),
-        }]),
-    )]);
+    let first_network = plan.networks.first();
     let host_config = HostConfig {
         mounts: Some(mounts(plan)),
         port_bindings: Some(port_bindings),
@@ -82,8 +83,18 @@ pub fn create_body(plan: &SandboxPlan) -> ContainerCreateBody {
         privileged: Some(false),
         auto_remove: Some(false),
         init: Some(false),
+        network_mode: first_network.map(|n| n.network.clone()),
         ..Default::default()
     };
+    let networking_config = first_network.map(|n| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            n.network.clone(),
+            EndpointSettings {
+                aliases: Some(n.aliases.clone()),
+                ..Default::default()
+            },
+        )])),
+    });
     ContainerCreateBody {
         image: Some(plan.image.clone()),
         user: Some(plan.user.clone()),
@@ -91,11 +102,46 @@ pub fn create_body(plan: &SandboxPlan) -> ContainerCreateBody {
         // The image's entrypoint must not wrap our init.
         entrypoint: Some(vec![]),
         env: Some(plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        working_dir: Some("/workspace".to_string()),
-        exposed_ports: Some(vec![port_key()]),
+        working_dir: Some(plan.workdir.clone()),
+        exposed_ports: Some(
+            plan.ports
+                .iter()
+                .map(|p| port_key(p.container_port))
+                .collect(),
+        ),
         labels: Some(plan.labels.clone().into_iter().collect()),
         stop_signal: Some("SIGTERM".to_string()),
         host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+/// Networks `plan` joins after create (all but the first), with their endpoint settings.
+pub fn later_networks(plan: &ContainerPlan) -> Vec<(String, EndpointSettings)> {
+    plan.networks
+        .iter()
+        .skip(1)
+        .map(|n| {
+            (
+                n.network.clone(),
+                EndpointSettings {
+                    aliases: Some(n.aliases.clone()),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect()
+}
+
+/// The create request of a network (labelled like the containers, so the same sweep finds it).
+pub fn network_body(plan: &NetworkPlan) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: plan.name.clone(),
+        driver: Some("bridge".to_string()),
+        internal: Some(plan.internal),
+        attachable: Some(false),
+        labels: Some(plan.labels.clone().into_iter().collect()),
         ..Default::default()
     }
 }
@@ -108,7 +154,7 @@ pub struct Check {
 }
 
 /// What `inspect` must show for `plan` (the contract above, as data).
-pub fn hardening_checks(plan: &SandboxPlan) -> Vec<Check> {
+pub fn hardening_checks(plan: &ContainerPlan) -> Vec<Check> {
     let c = |setting, wanted: String| Check { setting, wanted };
     vec![
         c("Config.User", plan.user.clone()),
@@ -122,18 +168,29 @@ pub fn hardening_checks(plan: &SandboxPlan) -> Vec<Check> {
         c("HostConfig.Tmpfs./tmp", "present".into()),
         c(
             "HostConfig.PortBindings",
-            format!("127.0.0.1:{}", plan.host_port),
+            plan.ports
+                .iter()
+                .map(|p| format!("{}:{}", p.host_ip, p.host_port))
+                .collect::<Vec<_>>()
+                .join(","),
         ),
         c("HostConfig.Mounts", format!("{} binds", mounts(plan).len())),
         c(
             "HostConfig.Mounts.read_only",
             read_only_targets(plan).join(","),
         ),
+        c(
+            "HostConfig.NetworkMode",
+            plan.networks
+                .first()
+                .map(|n| n.network.clone())
+                .unwrap_or_else(|| "default".into()),
+        ),
     ]
 }
 
 /// Targets that must be mounted read-only.
-pub fn read_only_targets(plan: &SandboxPlan) -> Vec<String> {
+pub fn read_only_targets(plan: &ContainerPlan) -> Vec<String> {
     mounts(plan)
         .into_iter()
         .filter(|m| m.read_only == Some(true))
@@ -179,6 +236,11 @@ pub fn observed(inspect: &bollard::models::ContainerInspectResponse, setting: &s
             })
             .collect::<Vec<_>>()
             .join(","),
+        // The engine reports `default` (API 1.41) or `bridge` for its default network.
+        "HostConfig.NetworkMode" => match hc.network_mode.as_deref() {
+            None | Some("") | Some("default") | Some("bridge") => "default".into(),
+            Some(other) => other.to_string(),
+        },
         "HostConfig.Mounts" => format!("{} binds", hc.mounts.clone().unwrap_or_default().len()),
         "HostConfig.Mounts.read_only" => hc
             .mounts
@@ -195,41 +257,23 @@ pub fn observed(inspect: &bollard::models::ContainerInspectResponse, setting: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{ExtraMount, Limits, labels};
+    use crate::build::fixtures;
+    use crate::plan::layout::{OPENCODE_DIR, OPENWORK_EXE};
 
-    pub(crate) fn plan() -> SandboxPlan {
-        SandboxPlan {
-            run_id: "r1".into(),
-            workspace_id: "ws_1".into(),
-            name: "openwork-r1".into(),
-            image: "openwork-sandbox:test".into(),
-            workspace: "/home/me/ws".into(),
-            persist_dir: "/home/me/.openwork/sandbox/ws_1".into(),
-            opencode_dir: "/home/me/.openwork/sidecars/opencode/1.18.34/linux-x64".into(),
-            openwork_exe: "/usr/local/bin/openwork".into(),
-            extra_mounts: vec![ExtraMount {
-                host: "/data/sets".into(),
-                container: "/workspace/extra/sets".into(),
-                read_only: true,
-            }],
-            user: "1000:1000".into(),
-            limits: Limits::default(),
-            host_port: 41000,
-            env: vec![("HOME".into(), "/persist".into())],
-            command: vec![OPENWORK_EXE.into(), "__init".into()],
-            labels: labels("r1", "ws_1", 42, "boot", false),
-            detach: false,
-        }
+    fn agent() -> ContainerPlan {
+        fixtures::docker_plan().agent
     }
 
     #[test]
     fn body_is_hardened() {
-        let b = create_body(&plan());
+        let b = create_body(&agent());
         let hc = b.host_config.clone().unwrap();
         assert_eq!(b.user.as_deref(), Some("1000:1000"));
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(hc.readonly_rootfs, Some(true));
         assert_eq!(hc.pids_limit, Some(512));
+        assert_eq!(hc.network_mode, None);
+        assert!(b.networking_config.is_none());
         let binding = &hc.port_bindings.unwrap()["4096/tcp"].clone().unwrap()[0];
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(binding.host_port.as_deref(), Some("41000"));
@@ -261,27 +305,55 @@ mod tests {
     #[test]
     fn checks_match_what_the_body_asks_for() {
         // Feed the body back as if the engine applied everything: every check passes.
-        let p = plan();
-        let b = create_body(&p);
-        let inspect = bollard::models::ContainerInspectResponse {
-            host_config: b.host_config.clone(),
-            config: Some(bollard::models::ContainerConfig {
-                user: b.user.clone(),
+        let s = fixtures::staged(crate::build::OpenworkMount::File("/ow".into()));
+        let gated = crate::build::gated_plan(&fixtures::spec(), &s, &fixtures::gate());
+        for p in [agent(), gated.agent, gated.gate.unwrap()] {
+            let b = create_body(&p);
+            let inspect = bollard::models::ContainerInspectResponse {
+                host_config: b.host_config.clone(),
+                config: Some(bollard::models::ContainerConfig {
+                    user: b.user.clone(),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        };
-        for check in hardening_checks(&p) {
-            assert_eq!(
-                observed(&inspect, check.setting),
-                check.wanted,
-                "{}",
-                check.setting
-            );
+            };
+            for check in hardening_checks(&p) {
+                assert_eq!(
+                    observed(&inspect, check.setting),
+                    check.wanted,
+                    "{} of {}",
+                    check.setting,
+                    p.name
+                );
+            }
         }
         assert_eq!(
-            read_only_targets(&p),
+            read_only_targets(&agent()),
             [OPENCODE_DIR, OPENWORK_EXE, "/workspace/extra/sets"]
         );
+    }
+
+    #[test]
+    fn the_gate_joins_its_networks_and_they_are_labelled() {
+        let s = fixtures::staged(crate::build::OpenworkMount::File("/ow".into()));
+        let p = crate::build::gated_plan(&fixtures::spec(), &s, &fixtures::gate());
+        let gate = p.gate.clone().unwrap();
+        let b = create_body(&gate);
+        let hc = b.host_config.unwrap();
+        assert_eq!(hc.network_mode.as_deref(), Some("openwork-r1-internal"));
+        let eps = b.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(
+            eps["openwork-r1-internal"].aliases,
+            Some(vec!["gate".to_string()])
+        );
+        let later: Vec<String> = later_networks(&gate).into_iter().map(|n| n.0).collect();
+        assert_eq!(later, ["openwork-r1-egress"]);
+        assert!(hc.port_bindings.unwrap().contains_key("8080/tcp"));
+        // The agent publishes nothing when gated.
+        let a = create_body(&p.agent).host_config.unwrap();
+        assert!(a.port_bindings.unwrap().is_empty());
+        let n = network_body(&p.networks[0]);
+        assert_eq!(n.internal, Some(true));
+        assert_eq!(n.labels.unwrap()["org.openwork.managed"], "true");
     }
 }
