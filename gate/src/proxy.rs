@@ -5,7 +5,8 @@
 //! The gate resolves the name itself, checks every resolved address with [`Policy::decide`]
 //! at connect time and connects to one of exactly those addresses, so there is no second
 //! lookup an attacker's DNS could answer differently (no rebinding between check and connect).
-//! A refusal is a `403` naming the destination and how to allow it, and an audit record.
+//! A name no rule allows is refused before any DNS lookup. A refusal is a `403` naming the
+//! destination and how to allow it, and an audit record.
 //!
 //! Left open: inside a CONNECT tunnel the bytes are opaque (no TLS or SNI inspection), so an
 //! allowed `host:port` carries whatever protocol the agent speaks to it. Proxy clients are not
@@ -112,6 +113,15 @@ async fn open(
     host: &str,
     port: u16,
 ) -> Result<Connected, Box<Response<Body>>> {
+    // The name first: a name no rule allows is refused without a DNS lookup (a lookup of an
+    // attacker's name is itself a way to send data out).
+    let policy = gate.policy();
+    let by_name = policy.decide(host, port, &[]);
+    if !by_name.allowed() {
+        let body = denial_text(host, port, &by_name);
+        gate.emit(record_for(kind, host, port, &by_name));
+        return Err(Box::new(text(StatusCode::FORBIDDEN, body)));
+    }
     let addrs = match gate.resolver().resolve(host, port).await {
         Ok(addrs) => addrs,
         Err(e) => {
@@ -124,7 +134,6 @@ async fn open(
             )));
         }
     };
-    let policy = gate.policy();
     let decision = policy.decide(host, port, &addrs);
     let mut record = record_for(kind, host, port, &decision);
     if !decision.allowed() {
