@@ -40,7 +40,9 @@ pub use config::{ConfigError, Forward, GateConfig, POLICY_JSON_ENV, TOKEN_ENV};
 pub use inject::{Credential, KeyHeader, opencode_config_fragment, placeholder_key};
 pub use policy::entry::{DEFAULT_PORT, Entry, HostPattern};
 pub use policy::error::{EntryError, PolicyError, PrivateAllowError, Problem, SchemaProblem};
-pub use policy::file::{EXAMPLE_POLICY, Mode, POLICY_ENV, POLICY_KEYS, PolicyFile};
+pub use policy::file::{
+    EXAMPLE_POLICY, Mode, POLICY_ENV, POLICY_KEYS, PolicyFile, default_policy_path, policy_path,
+};
 pub use policy::{Decision, Extras, Origin, Policy, Reason, Rule, Verdict};
 pub use secret::Secret;
 pub use state::{Gate, Resolver};

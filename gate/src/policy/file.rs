@@ -8,7 +8,7 @@
 //! Left open: duplicate keys in one object are not detected (serde_json keeps the last), and
 //! the file's owner and mode are not checked.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde_json::{Map, Value};
@@ -19,6 +19,20 @@ use crate::policy::error::{PolicyError, PrivateAllowError, Problem, SchemaProble
 
 /// The environment variable that overrides the policy path (read by the CLI, not here).
 pub const POLICY_ENV: &str = "OPENWORK_SANDBOX_POLICY";
+
+/// `~/.config/openwork/sandbox-policy.json` under `home`.
+pub fn default_policy_path(home: &Path) -> PathBuf {
+    home.join(".config/openwork/sandbox-policy.json")
+}
+
+/// The policy path: `--sandbox-policy` / [`POLICY_ENV`] resolved against `cwd` when given and
+/// non-empty, else [`default_policy_path`].
+pub fn policy_path(override_path: Option<&Path>, home: &Path, cwd: &Path) -> PathBuf {
+    match override_path {
+        Some(p) if !p.as_os_str().is_empty() => cwd.join(p),
+        _ => default_policy_path(home),
+    }
+}
 
 /// The keys of the file, as the README's table lists them.
 pub const POLICY_KEYS: &[&str] = &["$schema", "mode", "defaults", "allow", "privateAllow"];
