@@ -171,6 +171,42 @@ pub async fn run(config: GateConfig) -> Result<(), GateError> {
     }
 }
 
+/// The `openwork gate …` role: `args` are the arguments after `gate`; the token and initial
+/// policy come from this process's environment. Exit 2 for bad arguments, 1 for a failure.
+pub fn main_from_args(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let args: Option<Vec<String>> = args.into_iter().map(|a| a.into_string().ok()).collect();
+    let Some(args) = args else {
+        eprintln!("openwork gate: arguments must be UTF-8");
+        return ExitCode::from(2);
+    };
+    let config = match GateConfig::from_args(args, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("openwork gate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
