@@ -15,7 +15,14 @@ use tokio::net::{TcpListener, TcpStream};
 /// Forwards every connection accepted on `listener` to `target` (`host:port`).
 pub async fn serve(listener: TcpListener, target: String) -> io::Result<()> {
     loop {
-        let (mut inbound, peer) = listener.accept().await?;
+        let (mut inbound, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "forward accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let target = target.clone();
         tokio::spawn(async move {
             match TcpStream::connect(target.as_str()).await {

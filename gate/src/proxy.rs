@@ -42,7 +42,15 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// Accepts proxy clients on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, gate: Arc<Gate>) -> io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: keep the listener, back off a little.
+                tracing::warn!(error = %e, "proxy accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let gate = gate.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, gate.clone()));
@@ -125,8 +133,9 @@ async fn open(
     let addrs = match gate.resolver().resolve(host, port).await {
         Ok(addrs) => addrs,
         Err(e) => {
-            let mut record = AuditRecord::new(kind, host, port, Verdict::Deny);
-            record.reason = format!("does not resolve: {e}");
+            // Not a policy refusal (no approval could help): the name's verdict, with the error.
+            let mut record = record_for(kind, host, port, &by_name);
+            record.error = Some(format!("does not resolve: {e}"));
             gate.emit(record);
             return Err(Box::new(text(
                 StatusCode::BAD_GATEWAY,
@@ -265,10 +274,14 @@ async fn forward(
     };
     tokio::spawn(finish);
     let (mut parts, body) = req.into_parts();
-    let host_header = parts
-        .uri
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    // Host from the checked destination only (never the agent's Host header or URL userinfo).
+    let host_header = parts.uri.host().and_then(|host| {
+        let value = match parts.uri.port_u16() {
+            Some(port) if port != 80 => format!("{host}:{port}"),
+            _ => host.to_owned(),
+        };
+        HeaderValue::from_str(&value).ok()
+    });
     parts.uri = match parts.uri.path_and_query() {
         Some(pq) => pq.as_str().parse().unwrap_or_default(),
         None => hyper::Uri::from_static("/"),

@@ -216,3 +216,32 @@ async fn forward_copies_both_ways() {
     s.read_exact(&mut back).await.unwrap();
     assert_eq!(&back, b"the way in");
 }
+
+#[tokio::test]
+async fn audit_mode_lets_unlisted_through_and_records_it() {
+    let port = echo_server().await;
+    let gate = gate(Some(r#"{"mode":"audit","defaults":false}"#), true).await;
+    let mut audit = gate.gate.subscribe_audit();
+    let target = format!("{UPSTREAM}:{port}");
+    let (status, _, s) = connect(gate.proxy.unwrap(), &target).await;
+    assert_eq!(status, 200);
+    drop(s);
+    let record = next_record(&mut audit).await;
+    assert_eq!(record.decision, Verdict::Audit);
+    assert_eq!(record.rule.as_deref(), Some(target.as_str()));
+}
+
+#[tokio::test]
+async fn an_allowed_name_that_does_not_resolve_is_a_502_not_a_denial() {
+    let gate = gate(
+        Some(r#"{"defaults":false,"allow":["nowhere.test:443"]}"#),
+        true,
+    )
+    .await;
+    let mut audit = gate.gate.subscribe_audit();
+    let (status, _, _) = connect(gate.proxy.unwrap(), "nowhere.test:443").await;
+    assert_eq!(status, 502);
+    let record = next_record(&mut audit).await;
+    assert_eq!(record.decision, Verdict::Allow);
+    assert!(record.error.unwrap().contains("does not resolve"));
+}
