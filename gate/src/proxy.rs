@@ -34,7 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::audit::{AuditRecord, Kind, millis};
-use crate::policy::{Decision, Policy, Verdict};
+use crate::policy::{Decision, Policy};
 use crate::state::Gate;
 
 type Body = BoxBody<Bytes, hyper::Error>;
