@@ -16,6 +16,7 @@
 //! the agent (none known). The agent can use the key through the gate for anything the
 //! provider's API allows.
 
+pub mod discover;
 mod placeholder;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+pub use discover::{Discovered, HostCredential, KeySource, discover};
 pub use placeholder::{is_placeholder, opencode_config_fragment, placeholder_key, route_prefix};
 
 use crate::audit::{AuditRecord, Kind, millis};
