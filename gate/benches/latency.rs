@@ -89,6 +89,15 @@ async fn main() {
     row("proxy", p, d);
     row("inject", i, d);
 
+    let direct_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let proxy_addr = gate.proxy.unwrap();
+    let target = format!("upstream.test:{port}");
+    let d = raw_latencies(direct_addr, None).await;
+    let c = raw_latencies(proxy_addr, Some(&target)).await;
+    println!("small GET on a new connection each, {ROUNDS} sequential (p50 / p99):");
+    println!("  direct   {:>9.1?} / {:>9.1?}", d.0, d.1);
+    row("CONNECT", c, d);
+
     let d = throughput(&direct, &format!("{direct_base}/big")).await;
     let p = throughput(&proxied, &format!("{proxy_base}/big")).await;
     let i = throughput(&direct, &format!("{inject_base}/big")).await;
@@ -96,6 +105,68 @@ async fn main() {
     println!("  direct   {d:>9.0}");
     println!("  proxy    {p:>9.0}   ratio {:.2}x of direct", p / d);
     println!("  inject   {i:>9.0}   ratio {:.2}x of direct", i / d);
+    let d = raw_throughput(direct_addr, None).await;
+    let c = raw_throughput(proxy_addr, Some(&target)).await;
+    println!("10 MiB over a raw connection (MiB/s, best of 5):");
+    println!("  direct   {d:>9.0}");
+    println!("  CONNECT  {c:>9.0}   ratio {:.2}x of direct", c / d);
+}
+
+/// A new TCP connection (through a CONNECT tunnel when `tunnel` names the target), one
+/// `GET path` with `Connection: close`, read to the end; returns the bytes read.
+async fn raw_get(addr: std::net::SocketAddr, tunnel: Option<&str>, path: &str) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    if let Some(target) = tunnel {
+        s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+    }
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0;
+    loop {
+        let got = s.read(&mut buf).await.unwrap();
+        if got == 0 {
+            return n;
+        }
+        n += got;
+    }
+}
+
+async fn raw_latencies(addr: std::net::SocketAddr, tunnel: Option<&str>) -> (Duration, Duration) {
+    for _ in 0..20 {
+        raw_get(addr, tunnel, "/small").await;
+    }
+    let mut times = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        raw_get(addr, tunnel, "/small").await;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    (times[ROUNDS / 2], times[ROUNDS * 99 / 100])
+}
+
+async fn raw_throughput(addr: std::net::SocketAddr, tunnel: Option<&str>) -> f64 {
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let n = raw_get(addr, tunnel, "/big").await;
+        assert!(n > BIG);
+        best = best.max(n as f64 / 1_048_576.0 / start.elapsed().as_secs_f64());
+    }
+    best
 }
 
 fn row(name: &str, got: (Duration, Duration), direct: (Duration, Duration)) {

@@ -29,7 +29,13 @@ pub async fn serve(listener: TcpListener, target: String) -> io::Result<()> {
                 Ok(mut outbound) => {
                     let _ = inbound.set_nodelay(true);
                     let _ = outbound.set_nodelay(true);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await
+                    if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
+                        &mut inbound,
+                        &mut outbound,
+                        crate::proxy::BUF,
+                        crate::proxy::BUF,
+                    )
+                    .await
                     {
                         tracing::debug!(%peer, %target, error = %e, "forward ended");
                     }

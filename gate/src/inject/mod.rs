@@ -14,7 +14,8 @@
 //!
 //! Left open: a provider that echoes request headers in a response body would show the key to
 //! the agent (none known). The agent can use the key through the gate for anything the
-//! provider's API allows.
+//! provider's API allows. Upstream connections are pooled: a pooled connection is reused
+//! without a new address check (its addresses were checked when it was opened).
 
 pub mod discover;
 mod placeholder;
