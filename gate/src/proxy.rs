@@ -398,3 +398,49 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::policy::{Reason, Verdict};
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn denial_texts_say_how_to_allow() {
+        let deny = |reason, rule: Option<&str>| Decision {
+            verdict: Verdict::Deny,
+            reason,
+            rule: rule.map(str::to_owned),
+        };
+        let t = denial_text(
+            "a.example",
+            443,
+            &deny(Reason::NoRule, Some("a.example:443")),
+        );
+        assert!(t.contains("--sandbox-allow a.example:443"), "{t}");
+        let ip = "10.0.0.5".parse().unwrap();
+        let t = denial_text(
+            "lan",
+            80,
+            &deny(Reason::PrivateAddress { ip }, Some("privateAllow 10.0.0.5")),
+        );
+        assert!(t.contains("add \"10.0.0.5\" to \"privateAllow\""), "{t}");
+        let t = denial_text("localhost", 80, &deny(Reason::RefusedName, None));
+        assert!(t.contains("nothing can allow it"), "{t}");
+    }
+}
