@@ -66,6 +66,12 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Internal: the sandbox's egress gate container (see gate/README.md).
+    #[command(name = "gate", hide = true, disable_help_flag = true)]
+    Gate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Internal: stops the run's process groups if the orchestrator dies (see watchdog.rs).
     #[command(name = "__watchdog", hide = true)]
     Watchdog,

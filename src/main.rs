@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             return opencode_router::main_from_args(role_args("opencode-router", rest));
         }
         Some(Command::Watchdog) => return watchdog::run_watchdog(),
+        Some(Command::Gate { args }) => return openwork_gate::main_from_args(args),
         Some(Command::Init { args }) => return openwork::init::run_init(&args),
         Some(Command::Approvals(a)) => {
             return client_command(
