@@ -425,6 +425,21 @@ pub struct StartArgs {
           value_parser = BoolishValueParser::new())]
     pub no_sandbox_auth_copy: bool,
 
+    /// Let the agent change the workspace's `.git/config` and hooks (by default they are
+    /// read-only in the sandbox, so nothing the agent plants runs when you use git on the host).
+    #[arg(long, env = "OPENWORK_SANDBOX_ALLOW_GIT_CONFIG", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    pub sandbox_allow_git_config: bool,
+
+    /// `UID:GID` the agent runs as (default: yours; on a root host, the workspace's owner).
+    #[arg(long, env = "OPENWORK_SANDBOX_USER", value_name = "UID:GID")]
+    pub sandbox_user: Option<String>,
+
+    /// Refuse to run unless every control of the isolation report is enforced.
+    #[arg(long, env = "OPENWORK_SANDBOX_STRICT", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    pub sandbox_strict: bool,
+
     /// Sandbox image (sandbox mode).
     #[arg(long, env = "OPENWORK_SANDBOX_IMAGE", value_name = "IMAGE")]
     pub sandbox_image: Option<String>,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod doctor;
 pub mod init;
+pub mod isolation;
 pub mod logs;
 pub mod output;
 pub mod plan;

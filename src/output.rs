@@ -26,6 +26,8 @@ pub struct Ready<'a> {
     pub workspace_id: Option<String>,
     pub openwork_version: Option<String>,
     pub opencode_version: Option<String>,
+    /// The sandbox's isolation as read back (sandboxed runs).
+    pub isolation: Option<&'a crate::isolation::Report>,
 }
 
 impl Ready<'_> {
@@ -95,6 +97,13 @@ impl Ready<'_> {
                 "hostToken": c.host_token,
                 "version": self.openwork_version,
             },
+            "sandbox": p.sandbox.as_ref().map(|sb| json!({
+                "kind": format!("{:?}", sb.kind).to_lowercase(),
+                "image": sb.image,
+                "user": { "uid": sb.user.uid, "gid": sb.user.gid, "rule": sb.user.choice.as_str() },
+                "strict": sb.strict,
+                "isolation": self.isolation.map(|r| r.json()),
+            })),
             "opencodeRouter": {
                 "enabled": p.router_enabled,
                 "running": self.router_running,
@@ -149,6 +158,9 @@ impl Ready<'_> {
             };
             s.push_str(&format!("OpenCode router: {state}\n"));
         }
+        if let Some(r) = self.isolation {
+            s.push_str(&format!("Sandbox isolation: {}\n", r.summary()));
+        }
         if p.mode == RunMode::Foreground {
             s.push_str(&self.control_lines(false));
         }
@@ -191,6 +203,9 @@ impl Ready<'_> {
         s.push_str(&format!(
             "Credentials (tokens, opencode password): {credentials_file} (mode 0600)\n"
         ));
+        if let Some(r) = self.isolation {
+            s.push_str(&format!("Sandbox isolation: {}\n", r.summary()));
+        }
         s.push_str(&self.control_lines(true));
         s
     }
@@ -216,7 +231,10 @@ impl Ready<'_> {
             openwork_url: self.openwork_base_url(),
             openwork_connect_url: self.openwork_connect_url(),
             opencode_url: self.opencode_url(),
-            sandbox,
+            sandbox: sandbox.map(|mut sb| {
+                sb.isolation = self.isolation.map(|r| r.json());
+                sb
+            }),
             services: service_records(instances, &dir, kind == RunKind::Detached),
         }
     }

@@ -14,7 +14,10 @@ use crate::secrets::{random_hex, random_uuid};
 
 mod sandbox;
 use sandbox::sandbox_settings;
-pub use sandbox::{DEFAULT_SANDBOX_IMAGE, LayoutSource, SandboxSettings, parse_size, workspace_id};
+pub use sandbox::{
+    DEFAULT_SANDBOX_IMAGE, LayoutSource, SandboxSettings, SandboxUser, UserChoice, choose_user,
+    parse_size, workspace_id,
+};
 
 /// Default port of openwork-server (used when free; otherwise a free port is chosen and said).
 pub const DEFAULT_OPENWORK_PORT: u16 = 8787;

@@ -58,6 +58,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         json!({ "workspace": plan.workspace, "runId": plan.run_id, "logFormat": plan.log_format.as_str() }),
     );
 
+    let guards = GitGuards::default();
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
@@ -83,7 +84,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     );
 
     let started = tokio::select! {
-        r = start_all(&plan, &sink, &mut supervisor) => r,
+        r = start_all(&plan, &sink, &mut supervisor, &guards) => r,
         _ = sigint.recv() => Err(Interrupted(130).into()),
         _ = sigterm.recv() => Err(Interrupted(143).into()),
     };
@@ -94,10 +95,11 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         verified,
         version_check,
         sandbox,
+        isolation,
     } = match started {
         Ok(v) => v,
         Err(e) => {
-            stop_and_clean(&plan, &mut supervisor).await;
+            stop_and_clean(&plan, &mut supervisor, &guards).await;
             if let Some(Interrupted(code)) = e.downcast_ref::<Interrupted>() {
                 sink.warn(ORCHESTRATOR, "Interrupted before ready", Value::Null);
                 return Ok(*code);
@@ -118,6 +120,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         workspace_id: verified.workspace_id.clone(),
         openwork_version: verified.openwork_version.clone(),
         opencode_version: sidecars.opencode.version.clone(),
+        isolation: isolation.as_ref(),
     };
     // Every service is healthy here, so the table has each one's running instance. The record
     // is written before the ready output, which names the commands that read it.
@@ -212,7 +215,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         task.abort();
         let _ = task.await;
     }
-    stop_and_clean(&plan, &mut supervisor).await;
+    stop_and_clean(&plan, &mut supervisor, &guards).await;
     Ok(code)
 }
 
@@ -246,13 +249,24 @@ fn keep_record_current(
 
 /// Stops every service, then removes the run's directory (its token store: tokens issued during
 /// a run must not outlive it). Detached runs never come here: they keep theirs.
-async fn stop_and_clean(plan: &RunPlan, supervisor: &mut Supervisor) {
+async fn stop_and_clean(plan: &RunPlan, supervisor: &mut Supervisor, guards: &GitGuards) {
     supervisor.shutdown().await;
+    // A repository created for the run's git guard goes again when nothing was committed.
+    for guard in guards
+        .lock()
+        .map(|mut g| std::mem::take(&mut *g))
+        .unwrap_or_default()
+    {
+        let _ = guard.cleanup();
+    }
     let dir = plan.run_dir();
     if dir.exists() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Git guards set up by the run, cleaned up when it stops (also after a failed start).
+type GitGuards = std::sync::Mutex<Vec<openwork_backends::git_guard::GitGuard>>;
 
 /// A signal arrived before the run was ready; carries the exit code (130/143).
 #[derive(Debug, thiserror::Error)]
@@ -270,6 +284,8 @@ struct Started {
     version_check: Option<VersionCheck>,
     /// The sandbox engine, for the run's record.
     sandbox: Option<SandboxRecord>,
+    /// What the sandbox's isolation read back as.
+    isolation: Option<crate::isolation::Report>,
 }
 
 struct Verified {
@@ -282,6 +298,7 @@ async fn start_all(
     plan: &RunPlan,
     sink: &Arc<LogSink>,
     supervisor: &mut Supervisor,
+    guards: &GitGuards,
 ) -> anyhow::Result<Started> {
     // A sandbox run checks its engine first: no download before we know it can run.
     let backend = match &plan.sandbox {
@@ -302,14 +319,31 @@ async fn start_all(
             openwork_backends::remover::Remover::Command { program, .. } => Some(program),
             openwork_backends::remover::Remover::DockerApi { .. } => None,
         },
+        isolation: None,
     });
-    let opencode = match (&plan.sandbox, backend) {
-        (Some(sb), Some(backend)) => {
-            crate::sandbox::opencode_service(plan, sb, backend, &sidecars, &ports, sink).await?
-        }
-        _ => opencode_spec(plan, &sidecars, &ports),
+    let sandboxed = match (&plan.sandbox, backend) {
+        (Some(sb), Some(backend)) => Some((
+            sb,
+            crate::sandbox::opencode_service(plan, sb, backend, &sidecars, &ports, sink).await?,
+        )),
+        _ => None,
     };
-    supervisor.start(opencode).await?;
+    let isolation = match sandboxed {
+        Some((sb, service)) => {
+            if let (Some(g), Ok(mut list)) = (service.git_guard.clone(), guards.lock()) {
+                list.push(g);
+            }
+            let spec = service.service.clone();
+            supervisor.start(spec).await?;
+            Some(crate::sandbox::isolation_report(&service, sb, sink).await?)
+        }
+        None => {
+            supervisor
+                .start(opencode_spec(plan, &sidecars, &ports))
+                .await?;
+            None
+        }
+    };
     supervisor
         .start(server_spec(plan, &sidecars, &ports))
         .await?;
@@ -325,6 +359,7 @@ async fn start_all(
         verified,
         version_check,
         sandbox,
+        isolation,
     })
 }
 

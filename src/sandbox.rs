@@ -225,7 +225,7 @@ pub fn sandbox_spec(
         openwork: openwork.to_path_buf(),
         arch: sb.arch,
         extra_mounts: sb.mounts.clone(),
-        user: sb.user.clone(),
+        user: sb.user.spec(),
         limits: sb.limits,
         host_port: ports.opencode,
         opencode_args,
@@ -233,11 +233,22 @@ pub fn sandbox_spec(
         copy_auth_from: sb.copy_auth_from.clone(),
         owner: sb.owner.clone(),
         detach: plan.mode == RunMode::Detach,
+        git_guard: sb.git_guard.clone(),
     }
 }
 
-/// Has the backend prepare the sandbox (orphan sweep, binary checks, persist dir, staging) and
-/// returns opencode's sandboxed service.
+/// A prepared sandbox: opencode's service and what the run reads back and cleans up later.
+pub struct SandboxService {
+    pub service: ServiceSpec,
+    pub backend: Arc<dyn SandboxBackend>,
+    /// The agent's container.
+    pub container: String,
+    pub git_guard: Option<openwork_backends::git_guard::GitGuard>,
+    pub credentials_copied: Vec<String>,
+}
+
+/// Has the backend prepare the sandbox (orphan sweep, binary checks, persist dir, staging, git
+/// guard) and returns opencode's sandboxed service.
 pub async fn opencode_service(
     plan: &RunPlan,
     sb: &SandboxSettings,
@@ -245,7 +256,7 @@ pub async fn opencode_service(
     sidecars: &SidecarSet,
     ports: &Ports,
     sink: &LogSink,
-) -> anyhow::Result<ServiceSpec> {
+) -> anyhow::Result<SandboxService> {
     let openwork = openwork_exe(plan, sb, sink).await?;
     if sb.layout == LayoutSource::Downloaded {
         sink.info(
@@ -278,13 +289,77 @@ pub async fn opencode_service(
         "Sandbox persist dir ready",
         json!({ "path": sb.persist_dir, "credentialsCopied": prepared.credentials_copied }),
     );
+    if let Some(g) = &prepared.git_guard {
+        let guarded: Vec<&str> = g.mounts.iter().map(|m| m.relative.as_str()).collect();
+        sink.info(
+            ORCHESTRATOR,
+            "Workspace git metadata guarded",
+            json!({ "layout": format!("{:?}", g.layout), "mounts": guarded }),
+        );
+    }
     let splan = prepared.plan;
     sink.info(
         ORCHESTRATOR,
         "Starting sandbox",
         json!({ "backend": backend.name(), "container": splan.name, "image": splan.agent.image }),
     );
-    Ok(sandbox_opencode_spec(plan, backend, splan, ports))
+    let container = splan.agent.name.clone();
+    Ok(SandboxService {
+        service: sandbox_opencode_spec(plan, backend.clone(), splan, ports),
+        backend,
+        container,
+        git_guard: prepared.git_guard,
+        credentials_copied: prepared.credentials_copied,
+    })
+}
+
+/// Reads back the running sandbox's isolation, logs it, and under `--sandbox-strict` refuses
+/// to go on unless every control is enforced.
+pub async fn isolation_report(
+    sandbox: &SandboxService,
+    sb: &SandboxSettings,
+    sink: &LogSink,
+) -> anyhow::Result<crate::isolation::Report> {
+    use crate::isolation::{Credentials, Egress, Expected, Status, judge};
+    let facts = sandbox
+        .backend
+        .isolation_facts(&sandbox.container)
+        .await
+        .map_err(|e| e.to_string());
+    let credentials = if sandbox.credentials_copied.is_empty() {
+        Credentials::None
+    } else {
+        Credentials::Copied(sandbox.credentials_copied.clone())
+    };
+    let report = judge(
+        &facts,
+        &Expected {
+            settings: sb,
+            git_guard: sandbox.git_guard.as_ref(),
+            egress: Egress::NotEnforced,
+            credentials,
+        },
+    );
+    sink.info(
+        ORCHESTRATOR,
+        &format!("Isolation: {}", report.summary()),
+        json!({ "container": report.container }),
+    );
+    for c in report.weak() {
+        if let Status::Degraded { why, fix } | Status::Missing { why, fix } = &c.status {
+            sink.warn(
+                ORCHESTRATOR,
+                &format!("Isolation control {} is not enforced: {why}", c.name),
+                json!({ "control": c.name, "detail": c.detail, "fix": fix }),
+            );
+        }
+    }
+    if sb.strict
+        && let Some(refusal) = report.strict_refusal()
+    {
+        return Err(anyhow!(refusal));
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -338,7 +413,7 @@ mod tests {
         );
         assert_eq!(spec.host_port, 4100);
         assert_eq!(spec.run_id, p.run_id);
-        assert_eq!(spec.user, sb.user);
+        assert_eq!(spec.user, sb.user.spec());
         assert!(!spec.detach);
         let get = |k: &str| {
             spec.agent_env

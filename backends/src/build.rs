@@ -37,6 +37,8 @@ pub struct Staged {
     /// The binary's file name in that directory.
     pub opencode_file: String,
     pub openwork: OpenworkMount,
+    /// The workspace's git guard: read-only mounts over `/workspace/.git/…`.
+    pub git_guard: Option<crate::git_guard::GitGuard>,
 }
 
 /// The egress gate of a run (planned): `openwork gate <args>` on the agent's internal network
@@ -128,12 +130,17 @@ fn loopback(host_port: u16, container_port: u16) -> PublishedPort {
 /// The agent's container on the engine's default network, opencode published on
 /// 127.0.0.1:`host_port`.
 pub fn agent_container(spec: &SandboxSpec, staged: &Staged) -> ContainerPlan {
-    let mut mounts = vec![
-        bind(&spec.workspace, layout::WORKSPACE, false),
+    let mut mounts = vec![bind(&spec.workspace, layout::WORKSPACE, false)];
+    // The guard's mounts lie inside the workspace's: parents first.
+    for g in staged.git_guard.iter().flat_map(|g| &g.mounts) {
+        let target = format!("{}/{}", layout::WORKSPACE, g.relative);
+        mounts.push(bind(&g.host, &target, g.read_only));
+    }
+    mounts.extend([
         bind(&spec.persist_dir, layout::PERSIST, false),
         bind(&staged.opencode_dir, layout::OPENCODE_DIR, true),
         openwork_bind(staged),
-    ];
+    ]);
     for extra in &spec.extra_mounts {
         mounts.push(bind(&extra.host, &extra.container, extra.read_only));
     }
@@ -277,6 +284,7 @@ pub(crate) mod fixtures {
                 boot_id: "boot".into(),
             },
             detach: false,
+            git_guard: crate::plan::GitGuardMode::Off,
         }
     }
 
@@ -285,6 +293,7 @@ pub(crate) mod fixtures {
             opencode_dir: "/c/opencode".into(),
             opencode_file: "opencode".into(),
             openwork,
+            git_guard: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod control;
 pub mod docker;
 pub mod elf;
 pub mod git_guard;
+pub mod isolation;
 pub mod persist;
 mod plan;
 pub mod prepare;
@@ -32,9 +33,9 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 pub use plan::{
-    Bind, ContainerPlan, ExtraMount, Limits, NetworkAttachment, NetworkPlan, Owner, PublishedPort,
-    Role, SandboxPlan, SandboxSpec, boot_id, container_name, is_orphan, label, labels, layout,
-    suffixed_name,
+    Bind, ContainerPlan, ExtraMount, GitGuardMode, Limits, NetworkAttachment, NetworkPlan, Owner,
+    PublishedPort, Role, SandboxPlan, SandboxSpec, boot_id, container_name, is_orphan, label,
+    labels, layout, suffixed_name,
 };
 
 /// Which pipe of the sandbox a log line came from.
@@ -61,6 +62,9 @@ pub struct SandboxExit {
 /// Errors of a backend; each names what failed and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// The workspace's git metadata cannot be guarded (e.g. a planted symlink).
+    #[error(transparent)]
+    GitGuard(#[from] git_guard::GitGuardError),
     #[error("{0}")]
     Unavailable(String),
     #[error("sandbox image {image} is not available locally. Build it with: {build_hint}")]
@@ -115,6 +119,8 @@ pub struct Prepared {
     pub orphans: OrphanSweep,
     /// Credential files copied into the persist dir.
     pub credentials_copied: Vec<String>,
+    /// The git guard set up in the workspace (`None` when it is off).
+    pub git_guard: Option<git_guard::GitGuard>,
 }
 
 /// A running sandbox.
@@ -153,6 +159,21 @@ pub trait SandboxBackend: Send + Sync {
                 plan: host.plan,
                 orphans,
                 credentials_copied: host.credentials_copied,
+                git_guard: host.git_guard,
+            })
+        })
+    }
+    /// Reads back what is in force in the running `container` (inspect and a self-probe as its
+    /// user). Engines that cannot say answer `NotSupported`.
+    fn isolation_facts<'a>(
+        &'a self,
+        _container: &'a str,
+    ) -> BoxFuture<'a, Result<isolation::IsolationFacts, BackendError>> {
+        let backend = self.name();
+        Box::pin(async move {
+            Err(BackendError::NotSupported {
+                backend,
+                what: "reading back the sandbox's isolation",
             })
         })
     }

@@ -214,6 +214,24 @@ pub fn host_opencode_data_dir(xdg_data_home: Option<&str>, home: &Utf8Path) -> U
     }
 }
 
+/// Gives `path` and everything below it to `uid:gid`, never following a symbolic link (the
+/// persist dir is agent-writable: a link planted there must not redirect the change).
+pub fn chown_tree(path: &Utf8Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
+        let meta = std::fs::symlink_metadata(&p)?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&p)? {
+                if let Ok(child) = Utf8PathBuf::from_path_buf(entry?.path()) {
+                    stack.push(child);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

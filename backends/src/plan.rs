@@ -135,6 +135,19 @@ pub struct SandboxSpec {
     pub copy_auth_from: Option<Utf8PathBuf>,
     pub owner: Owner,
     pub detach: bool,
+    /// Whether the workspace's git metadata is guarded (see [`crate::git_guard`]).
+    pub git_guard: GitGuardMode,
+}
+
+/// Whether (and with which host git) the workspace's git metadata is guarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitGuardMode {
+    /// `--sandbox-allow-git-config`: the agent may change `.git/config` and hooks.
+    Off,
+    /// Guarded (the default). `host_git` creates an empty repository when there is none.
+    On {
+        host_git: Option<std::path::PathBuf>,
+    },
 }
 
 /// What a container is for.

@@ -18,7 +18,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::build::{OpenworkMount, Staged, sandbox_plan};
 use crate::elf::check_linux_executable;
-use crate::plan::{SandboxPlan, SandboxSpec};
+use crate::git_guard::{self, GitGuard};
+use crate::plan::{GitGuardMode, SandboxPlan, SandboxSpec};
 use crate::{BackendError, persist};
 
 /// What an engine can bind-mount.
@@ -36,6 +37,8 @@ pub struct HostPrepared {
     pub plan: SandboxPlan,
     /// Credential files copied into the persist dir.
     pub credentials_copied: Vec<String>,
+    /// The git guard set up in the workspace.
+    pub git_guard: Option<GitGuard>,
 }
 
 /// Checks the binaries, prepares the persist dir, stages what is mounted and builds the plan.
@@ -45,6 +48,7 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
             .map_err(|reason| BackendError::NotLinuxExecutable { binary, reason })?;
     }
     let prepared = persist::prepare(&spec.persist_dir, spec.copy_auth_from.as_deref())?;
+    give_persist_dir_to_the_agent(spec)?;
     let (opencode_dir, opencode_file) = isolate_opencode(&spec.opencode, &spec.persist_dir)?;
     let openwork = match kinds {
         MountKinds::FilesAndDirectories => OpenworkMount::File(spec.openwork.clone()),
@@ -52,10 +56,22 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
             OpenworkMount::Dir(stage_openwork(&spec.openwork, &spec.persist_dir)?)
         }
     };
+    let git_guard = match &spec.git_guard {
+        GitGuardMode::Off => None,
+        GitGuardMode::On { host_git } => {
+            let mut guard = git_guard::prepare(&spec.workspace, host_git.as_deref())?;
+            if kinds == MountKinds::DirectoriesOnly {
+                // File mounts are impossible here: `.git/config` stays writable (reported).
+                guard.mounts.retain(|m| m.host.is_dir());
+            }
+            Some(guard)
+        }
+    };
     let staged = Staged {
         opencode_dir,
         opencode_file,
         openwork,
+        git_guard: git_guard.clone(),
     };
     let plan = sandbox_plan(spec, &staged);
     if kinds == MountKinds::DirectoriesOnly {
@@ -64,6 +80,26 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
     Ok(HostPrepared {
         plan,
         credentials_copied: prepared.copied,
+        git_guard,
+    })
+}
+
+/// A root orchestrator running the agent as another user (the workspace's owner, or
+/// `--sandbox-user`) hands it the persist dir, its HOME: otherwise opencode cannot write there.
+fn give_persist_dir_to_the_agent(spec: &SandboxSpec) -> Result<(), BackendError> {
+    let Some((uid, gid)) = spec
+        .user
+        .split_once(':')
+        .and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)))
+    else {
+        return Ok(());
+    };
+    if !nix::unistd::geteuid().is_root() || uid == nix::unistd::geteuid().as_raw() {
+        return Ok(());
+    }
+    persist::chown_tree(&spec.persist_dir, uid, gid).map_err(|e| BackendError::Prepare {
+        path: spec.persist_dir.clone(),
+        reason: e.into(),
     })
 }
 

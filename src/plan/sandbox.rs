@@ -38,12 +38,89 @@ pub struct SandboxSettings {
     pub layout: LayoutSource,
     /// Architecture of the containers (the host's).
     pub arch: Arch,
-    /// `uid:gid` of the host user, which the containers run as.
-    pub user: String,
+    /// Who the containers run as, and why.
+    pub user: SandboxUser,
+    /// Whether the workspace's git metadata is guarded (`--sandbox-allow-git-config` turns it off).
+    pub git_guard: openwork_backends::GitGuardMode,
+    /// `--sandbox-strict`: refuse to run unless every isolation control is enforced.
+    pub strict: bool,
     /// This orchestrator (labels of what it creates).
     pub owner: Owner,
     /// The person's environment for opencode: passed-through variables and git identity.
     pub agent_env: Vec<(String, String)>,
+}
+
+/// Why the agent runs as the uid it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChoice {
+    /// Given with `--sandbox-user`.
+    Given,
+    /// The host user (not root): files the agent creates are theirs.
+    HostUser,
+    /// The orchestrator runs as root: the agent runs as the workspace's owner instead, so it is
+    /// not root in the container and the files it creates belong to the workspace's owner.
+    WorkspaceOwner,
+    /// uid 0 in the container: a root host with a root-owned workspace (reported as degraded;
+    /// `--sandbox-strict` refuses it).
+    Root,
+}
+
+impl UserChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserChoice::Given => "given",
+            UserChoice::HostUser => "host-user",
+            UserChoice::WorkspaceOwner => "workspace-owner",
+            UserChoice::Root => "root",
+        }
+    }
+}
+
+/// The `uid:gid` the sandbox's containers run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub choice: UserChoice,
+}
+
+impl SandboxUser {
+    /// `uid:gid`, as engines take it.
+    pub fn spec(&self) -> String {
+        format!("{}:{}", self.uid, self.gid)
+    }
+}
+
+/// The rule: `--sandbox-user` when given; else the host user, except that uid 0 is never used
+/// silently: a root host runs the agent as the workspace's owner, and only a root-owned
+/// workspace leaves it at uid 0 (reported as degraded).
+pub fn choose_user(
+    given: Option<&str>,
+    host: (u32, u32),
+    workspace_owner: (u32, u32),
+) -> Result<SandboxUser, PlanError> {
+    if let Some(raw) = given {
+        let bad = || PlanError::BadValue {
+            flag: "sandbox-user",
+            value: raw.to_string(),
+            reason: "use numeric UID:GID, e.g. 1000:1000",
+        };
+        let (u, g) = raw.trim().split_once(':').ok_or_else(bad)?;
+        let uid: u32 = u.parse().map_err(|_| bad())?;
+        let gid: u32 = g.parse().map_err(|_| bad())?;
+        let choice = if uid == 0 {
+            UserChoice::Root
+        } else {
+            UserChoice::Given
+        };
+        return Ok(SandboxUser { uid, gid, choice });
+    }
+    let (uid, gid, choice) = match (host, workspace_owner) {
+        ((0, _), (0, _)) => (0, 0, UserChoice::Root),
+        ((0, _), (ouid, ogid)) => (ouid, ogid, UserChoice::WorkspaceOwner),
+        ((huid, hgid), _) => (huid, hgid, UserChoice::HostUser),
+    };
+    Ok(SandboxUser { uid, gid, choice })
 }
 
 /// Where the container's Linux binaries come from.
@@ -153,10 +230,12 @@ pub(super) fn sandbox_settings(
     data_dir: &Utf8Path,
 ) -> Result<Option<SandboxSettings>, PlanError> {
     if args.sandbox == SandboxArg::None {
-        let sandbox_only: [(&'static str, bool); 3] = [
+        let sandbox_only: [(&'static str, bool); 5] = [
             ("sandbox-image", args.sandbox_image.is_some()),
             ("sandbox-persist-dir", args.sandbox_persist_dir.is_some()),
             ("sandbox-mount", !args.sandbox_mount.is_empty()),
+            ("sandbox-user", args.sandbox_user.is_some()),
+            ("sandbox-strict", args.sandbox_strict),
         ];
         for (flag, given) in sandbox_only {
             if given {
@@ -194,6 +273,30 @@ pub(super) fn sandbox_settings(
         let xdg = std::env::var("XDG_DATA_HOME").ok();
         openwork_backends::persist::host_opencode_data_dir(xdg.as_deref(), Utf8Path::new(&home))
     });
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        let meta =
+            std::fs::metadata(workspace).map_err(|source| PlanError::WorkspaceUnreadable {
+                path: workspace.to_path_buf(),
+                source,
+            })?;
+        (meta.uid(), meta.gid())
+    };
+    let user = choose_user(
+        args.sandbox_user.as_deref(),
+        (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        ),
+        owner,
+    )?;
+    let git_guard = if args.sandbox_allow_git_config {
+        openwork_backends::GitGuardMode::Off
+    } else {
+        openwork_backends::GitGuardMode::On {
+            host_git: which::which("git").ok(),
+        }
+    };
     let mut agent_env = passthrough_env(std::env::vars());
     agent_env.extend(git_identity(|k| std::env::var(k).ok(), host_git_config));
     let cwd = std::env::current_dir().map_err(|source| PlanError::WorkspaceUnreadable {
@@ -247,11 +350,9 @@ pub(super) fn sandbox_settings(
         container_bin: args.container_bin.clone(),
         layout,
         arch,
-        user: format!(
-            "{}:{}",
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw()
-        ),
+        user,
+        git_guard,
+        strict: args.sandbox_strict,
         owner: Owner::current(),
         agent_env,
     }))
@@ -260,6 +361,33 @@ pub(super) fn sandbox_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uid_0_is_never_chosen_silently() {
+        let u = choose_user(None, (1000, 1000), (0, 0)).unwrap();
+        assert_eq!(
+            (u.spec(), u.choice),
+            ("1000:1000".into(), UserChoice::HostUser)
+        );
+        let u = choose_user(None, (0, 0), (1000, 100)).unwrap();
+        assert_eq!(
+            (u.spec(), u.choice),
+            ("1000:100".into(), UserChoice::WorkspaceOwner)
+        );
+        let u = choose_user(None, (0, 0), (0, 0)).unwrap();
+        assert_eq!(u.choice, UserChoice::Root);
+        let u = choose_user(Some("0:0"), (1000, 1000), (1000, 1000)).unwrap();
+        assert_eq!(u.choice, UserChoice::Root);
+        let u = choose_user(Some(" 4242:4242 "), (0, 0), (0, 0)).unwrap();
+        assert_eq!(
+            (u.spec(), u.choice),
+            ("4242:4242".into(), UserChoice::Given)
+        );
+        for bad in ["1000", "a:b", "1000:", "-1:0", "1000:1000:1"] {
+            let e = choose_user(Some(bad), (0, 0), (0, 0)).unwrap_err();
+            assert!(e.to_string().contains("UID:GID"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn layout_follows_the_host() {

@@ -43,6 +43,9 @@ pub struct SandboxRecord {
     /// Apple's `container` CLI used to start the run (absent for Docker, driven through its API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<PathBuf>,
+    /// The isolation report read back at start (`sandbox.isolation` of `--json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<serde_json::Value>,
 }
 
 /// One service of the run, in start order: a process group or a container.

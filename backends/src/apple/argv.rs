@@ -208,6 +208,7 @@ mod tests {
             opencode_dir: "/c/opencode".into(),
             opencode_file: "opencode".into(),
             openwork: OpenworkMount::Dir("/c/ws_1.openwork-bin".into()),
+            git_guard: None,
         };
         let mut c = agent_container(&spec, &staged);
         c.env.retain(|(k, _)| k == "HOME" || k == "OPENCODE_CLIENT");

@@ -10,6 +10,7 @@
 //! Left open: the default bridge network gives the agent outbound network access (it needs its
 //! model provider); egress filtering is not done here.
 
+pub mod read_back;
 pub mod socket_probe;
 pub mod spec;
 
@@ -236,6 +237,13 @@ impl DockerBackend {
 impl SandboxBackend for DockerBackend {
     fn name(&self) -> &'static str {
         "docker"
+    }
+
+    fn isolation_facts<'a>(
+        &'a self,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<crate::isolation::IsolationFacts, BackendError>> {
+        Box::pin(read_back::isolation_facts(&self.docker, container))
     }
 
     fn mount_kinds(&self) -> MountKinds {
