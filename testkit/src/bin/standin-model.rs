@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use openwork_testkit::{DEFAULT_MODEL, Knobs, Options, Script, StandIn};
+use std::process::ExitCode;
+
+use openwork_testkit::{DEFAULT_MODEL, Knobs, Options, Script, StandIn, StandInError};
 
 /// A scripted OpenAI-compatible chat-completions server for tests (see testkit/README.md).
 #[derive(Debug, Parser)]
@@ -35,8 +37,27 @@ struct Cli {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("standin-model: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors of a run (each already names what to fix).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    StandIn(#[from] StandInError),
+    #[error("cannot write the ready line or install signal handlers: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+async fn run(cli: Cli) -> Result<(), RunError> {
     let script = match (&cli.script, &cli.script_json) {
         (Some(path), _) => Script::from_file(path)?,
         (None, Some(json)) => Script::parse(json, "--script-json / STANDIN_SCRIPT")?,
