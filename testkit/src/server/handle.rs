@@ -1,5 +1,7 @@
 //! [`StandIn`]: a running stand-in model, for tests in the same process. Dropping it stops the
 //! server: open streams end and held replies give up, so a failing test leaves nothing behind.
+//! (Started with [`StandIn::start`], the listener closes on the runtime shortly after the drop;
+//! started with [`StandIn::start_in_thread`], the drop returns once it is closed.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use crate::script::Script;
 pub struct StandIn {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// The server task; taken by [`StandIn::start_in_thread`] to wait for it on drop.
+    serve: Option<tokio::task::JoinHandle<()>>,
     /// Set when started with [`StandIn::start_in_thread`]: the runtime's thread and the signal
     /// that ends it.
     thread: Option<(
@@ -52,7 +56,7 @@ impl StandIn {
         let shared = Arc::new(Shared::new(&options));
         let app = router(shared.clone());
         let mut closing = shared.closing.subscribe();
-        tokio::spawn(async move {
+        let serve = tokio::spawn(async move {
             let stopped = async move {
                 let _ = closing.wait_for(|c| *c).await;
             };
@@ -64,6 +68,7 @@ impl StandIn {
         Ok(StandIn {
             addr,
             shared,
+            serve: Some(serve),
             thread: None,
         })
     }
@@ -76,12 +81,19 @@ impl StandIn {
             .build()
             .map_err(StandInError::Runtime)?;
         let mut standin = runtime.block_on(StandIn::start(options))?;
+        let serve = standin.serve.take();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("standin-model".into())
             .spawn(move || {
-                let _ = runtime.block_on(stopped);
-                // Whatever is still running (a stalled connection) is dropped, not awaited.
+                runtime.block_on(async move {
+                    let _ = stopped.await;
+                    // Streams end and held replies give up on `closing`, so the graceful
+                    // shutdown is quick; the bound only guards against a stalled client.
+                    if let Some(serve) = serve {
+                        let _ = tokio::time::timeout(SHUTDOWN_LIMIT, serve).await;
+                    }
+                });
                 runtime.shutdown_background();
             })
             .map_err(StandInError::Runtime)?;
@@ -165,6 +177,9 @@ impl StandIn {
         let _ = held.wait_for(|h| *h >= n).await;
     }
 }
+
+/// How long dropping a [`StandIn::start_in_thread`] stand-in waits for its connections.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 
 impl Drop for StandIn {
     fn drop(&mut self) {
