@@ -222,7 +222,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     )
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let seq = request.extensions().get::<Seq>().map(|s| s.0);
     let Ok(bytes) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
         return error(
