@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod doctor;
+pub mod git_shim;
 pub mod init;
 pub mod isolation;
 pub mod logs;

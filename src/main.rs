@@ -21,6 +21,8 @@ fn main() -> ExitCode {
     match argv0.as_str() {
         "openwork-server" => return openwork_server::main_from_args(args),
         "opencode-router" => return opencode_router::main_from_args(args),
+        // Inside a sandbox with a guarded repository (see git_shim.rs).
+        "git" => return openwork::git_shim::run(args.into_iter().skip(1).collect()),
         _ => {}
     }
     let cli = match Cli::try_parse_from(&args) {

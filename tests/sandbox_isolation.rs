@@ -117,7 +117,14 @@ fn report_user_rule_and_git_guard_hold_against_the_agent() {
         common::all_output(&out)
     );
 
-    // The workspace had no repository: one was made for the run, and the agent uses it.
+    // The workspace had no repository: one was made for the run, and the agent uses it — from
+    // `git init` on, as an agent would.
+    let (code, text) = exec(name, "git init && git init -q .");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Reinitialized existing Git repository in /workspace/.git/"),
+        "{text}"
+    );
     let (code, text) = exec(
         name,
         "git add README && git -c user.name=agent -c user.email=a@example.invalid commit -qm first && git branch side && git checkout -q side && echo OK",

@@ -39,6 +39,8 @@ pub struct Staged {
     pub openwork: OpenworkMount,
     /// The workspace's git guard: read-only mounts over `/workspace/.git/…`.
     pub git_guard: Option<crate::git_guard::GitGuard>,
+    /// The tools directory (the `git` shim), first on the agent's PATH when present.
+    pub tools_dir: Option<Utf8PathBuf>,
 }
 
 /// The egress gate of a run (planned): `openwork gate <args>` on the agent's internal network
@@ -145,6 +147,10 @@ pub fn agent_container(spec: &SandboxSpec, staged: &Staged) -> ContainerPlan {
         mounts.push(bind(&extra.host, &extra.container, extra.read_only));
     }
     let mut env = layout_env();
+    if let Some(tools) = &staged.tools_dir {
+        mounts.push(bind(tools, layout::TOOLS_DIR, true));
+        env.push(("PATH".into(), layout::TOOLS_PATH.into()));
+    }
     env.extend(spec.agent_env.iter().cloned());
     ContainerPlan {
         role: Role::Agent,
@@ -294,6 +300,7 @@ pub(crate) mod fixtures {
             opencode_file: "opencode".into(),
             openwork,
             git_guard: None,
+            tools_dir: None,
         }
     }
 

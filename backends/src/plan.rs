@@ -30,6 +30,12 @@ pub mod layout {
     pub const OPENWORK_DIR: &str = "/opt/openwork";
     /// The `openwork` executable: the containers' init, and the gate.
     pub const OPENWORK_EXE: &str = "/opt/openwork/openwork";
+    /// Read-only directory first on the agent's PATH: `git` → the openwork executable (the
+    /// shim that keeps `git init` working in a guarded repository).
+    pub const TOOLS_DIR: &str = "/opt/openwork-tools";
+    /// The agent's PATH when the tools directory is mounted.
+    pub const TOOLS_PATH: &str =
+        "/opt/openwork-tools:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     /// Port opencode listens on inside the agent's container.
     pub const OPENCODE_PORT: u16 = 4096;
     /// Where extra mounts appear (`/workspace/extra/<sub>`).

@@ -67,11 +67,16 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
             Some(guard)
         }
     };
+    let tools_dir = match &git_guard {
+        Some(_) => Some(stage_tools(&spec.persist_dir)?),
+        None => None,
+    };
     let staged = Staged {
         opencode_dir,
         opencode_file,
         openwork,
         git_guard: git_guard.clone(),
+        tools_dir,
     };
     let plan = sandbox_plan(spec, &staged);
     if kinds == MountKinds::DirectoriesOnly {
@@ -125,6 +130,31 @@ pub fn isolate_opencode(
     }
     let staged = persist::stage_alone(bin, persist_dir, "opencode-bin", "opencode")?;
     Ok((staged, "opencode".to_string()))
+}
+
+/// `<persist dir>.openwork-tools/` holding only `git` → the container's openwork executable
+/// (outside the agent-writable persist dir; mounted read-only).
+pub fn stage_tools(persist_dir: &Utf8Path) -> Result<Utf8PathBuf, BackendError> {
+    let base = persist_dir.file_name().unwrap_or("persist");
+    let dir = persist_dir
+        .parent()
+        .unwrap_or(Utf8Path::new("/"))
+        .join(format!("{base}.openwork-tools"));
+    let fail = |path: &Utf8Path, e: std::io::Error| BackendError::Prepare {
+        path: path.to_path_buf(),
+        reason: e.into(),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+    let link = dir.join("git");
+    match std::fs::read_link(&link) {
+        Ok(t) if t == std::path::Path::new(crate::plan::layout::OPENWORK_EXE) => return Ok(dir),
+        Ok(_) => std::fs::remove_file(&link).map_err(|e| fail(&link, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => std::fs::remove_file(&link).map_err(|e| fail(&link, e))?,
+    }
+    std::os::unix::fs::symlink(crate::plan::layout::OPENWORK_EXE, &link)
+        .map_err(|e| fail(&link, e))?;
+    Ok(dir)
 }
 
 /// Stages `exe` as the only entry of `<persist dir>.openwork-bin/` and returns that directory.

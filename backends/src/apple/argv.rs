@@ -209,6 +209,7 @@ mod tests {
             opencode_file: "opencode".into(),
             openwork: OpenworkMount::Dir("/c/ws_1.openwork-bin".into()),
             git_guard: None,
+            tools_dir: None,
         };
         let mut c = agent_container(&spec, &staged);
         c.env.retain(|(k, _)| k == "HOME" || k == "OPENCODE_CLIENT");
