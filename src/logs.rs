@@ -33,7 +33,7 @@ pub enum Level {
 }
 
 impl Level {
-    fn text(self) -> &'static str {
+    pub fn text(self) -> &'static str {
         match self {
             Level::Debug => "DEBUG",
             Level::Info => "INFO",
@@ -154,8 +154,7 @@ pub enum Output {
     Stdout,
     /// With `--json`, stdout carries exactly one JSON document; logs go here.
     Stderr,
-    /// Nothing is printed (tests; the dashboard takes records another way).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Nothing is printed (the dashboard owns the screen and takes the events itself).
     Silent,
 }
 
@@ -383,7 +382,7 @@ impl LogSink {
 
 /// The level of a child's line, from the level words it carries (logfmt `level=WARN`, a leading
 /// `ERROR`), INFO otherwise — stderr is not an error by itself.
-fn child_level(line: &str) -> Level {
+pub fn child_level(line: &str) -> Level {
     let upper_prefix: String = line.chars().take(96).collect();
     for (needle, level) in [
         ("level=ERROR", Level::Error),

@@ -31,10 +31,15 @@ pub type ExitCode = i32;
 
 /// Runs the plan to completion and returns the exit code.
 pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
-    let output = if plan.json {
-        Output::Stderr
-    } else {
-        Output::Stdout
+    // The dashboard takes the terminal first: if it cannot, nothing was started yet.
+    let terminal = match plan.tui_requested {
+        true => Some(crate::tui::TerminalGuard::take()?),
+        false => None,
+    };
+    let output = match (plan.json, terminal.is_some()) {
+        (_, true) => Output::Silent,
+        (true, false) => Output::Stderr,
+        (false, false) => Output::Stdout,
     };
     let sink = Arc::new(LogSink::new(
         plan.log_format,
@@ -44,13 +49,6 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         output,
         plan.credentials.secret_values(),
     ));
-    if plan.tui_requested {
-        sink.info(
-            ORCHESTRATOR,
-            "The dashboard is not available in this build yet; streaming logs instead (use `openwork serve` to skip this notice)",
-            Value::Null,
-        );
-    }
     sink.info(
         ORCHESTRATOR,
         "Run starting",
@@ -59,6 +57,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
     let detach_dir = (plan.mode == RunMode::Detach).then(|| plan.run_dir());
     let watchdog = match detach_dir {
@@ -80,11 +79,52 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
             watchdog,
         },
     );
+    let mut dash = crate::tui::launch::DashboardTask::start(terminal, &plan, &supervisor, &sink);
+    let result = run_supervised(
+        &plan,
+        &sink,
+        &mut supervisor,
+        &mut dash,
+        Signals {
+            int: &mut sigint,
+            term: &mut sigterm,
+            hup: &mut sighup,
+        },
+        detach_dir,
+    )
+    .await;
+    // Whatever happened, the terminal is back before anything more is printed.
+    dash.finish().await;
+    result
+}
 
+/// The run's signal streams.
+struct Signals<'a> {
+    int: &'a mut tokio::signal::unix::Signal,
+    term: &'a mut tokio::signal::unix::Signal,
+    hup: &'a mut tokio::signal::unix::Signal,
+}
+
+/// Starts the services and runs the plan's mode to its end.
+async fn run_supervised(
+    plan: &RunPlan,
+    sink: &Arc<LogSink>,
+    supervisor: &mut Supervisor,
+    dash: &mut crate::tui::launch::DashboardTask,
+    signals: Signals<'_>,
+    detach_dir: Option<camino::Utf8PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let Signals {
+        int: sigint,
+        term: sigterm,
+        hup: sighup,
+    } = signals;
     let started = tokio::select! {
-        r = start_all(&plan, &sink, &mut supervisor) => r,
+        r = start_all(plan, sink, supervisor) => r,
         _ = sigint.recv() => Err(Interrupted(130).into()),
         _ = sigterm.recv() => Err(Interrupted(143).into()),
+        _ = sighup.recv() => Err(Interrupted(129).into()),
+        _ = dash.quit() => Err(Interrupted(0).into()),
     };
     let Started {
         mut sidecars,
@@ -95,7 +135,8 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     } = match started {
         Ok(v) => v,
         Err(e) => {
-            stop_and_clean(&plan, &mut supervisor).await;
+            dash.finish().await;
+            stop_and_clean(plan, supervisor).await;
             if let Some(Interrupted(code)) = e.downcast_ref::<Interrupted>() {
                 sink.warn(ORCHESTRATOR, "Interrupted before ready", Value::Null);
                 return Ok(*code);
@@ -108,7 +149,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         sidecars.opencode.version = check.await.ok().flatten();
     }
     let ready = Ready {
-        plan: &plan,
+        plan,
         ports,
         sidecars: &sidecars,
         router_running,
@@ -117,7 +158,12 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         openwork_version: verified.openwork_version.clone(),
         opencode_version: sidecars.opencode.version.clone(),
     };
-    print_ready(&plan, &sink, &ready);
+    if dash.active() {
+        dash.ready(&ready, &verified.owner_token, &ports);
+        sink.info(ORCHESTRATOR, "Ready", Value::Null);
+    } else {
+        print_ready(plan, sink, &ready);
+    }
 
     match plan.mode {
         RunMode::Detach => {
@@ -169,20 +215,27 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
                     1
                 }
             };
-            stop_and_clean(&plan, &mut supervisor).await;
+            stop_and_clean(plan, supervisor).await;
             Ok(code)
         }
         RunMode::Foreground => {
             let code = tokio::select! {
                 e = supervisor.wait_fatal() => {
                     sink.error(ORCHESTRATOR, "Run failed", json!({ "error": e.to_string() }));
+                    dash.finish().await;
                     eprintln!("openwork: {e}");
                     1
                 }
                 _ = sigint.recv() => 0,
                 _ = sigterm.recv() => 0,
+                _ = sighup.recv(), if dash.active() => 0,
+                _ = dash.quit() => {
+                    eprintln!("openwork: stopping the services…");
+                    0
+                }
             };
-            stop_and_clean(&plan, &mut supervisor).await;
+            dash.finish().await;
+            stop_and_clean(plan, supervisor).await;
             Ok(code)
         }
     }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod health;
 pub mod log_stream;
 pub mod process;
+pub mod restart;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -29,6 +30,8 @@ pub use events::{
 };
 use health::{HealthCheck, probe, probe_client};
 use process::{ExitInfo, OutputMode, ProcessSpec};
+use restart::Control;
+pub use restart::{RestartError, Restarter};
 
 /// One service to supervise.
 #[derive(Debug, Clone)]
@@ -157,6 +160,8 @@ pub struct Supervisor {
     options: SupervisorOptions,
     services: Vec<Running>,
     decisions: mpsc::UnboundedReceiver<Decision>,
+    /// What a [`Restarter`] needs of each started service.
+    controls: Arc<std::sync::Mutex<Vec<Control>>>,
 }
 
 impl Supervisor {
@@ -171,6 +176,16 @@ impl Supervisor {
             options,
             services: Vec::new(),
             decisions,
+            controls: Arc::default(),
+        }
+    }
+
+    /// A handle that restarts one service on request (the dashboard's restart key).
+    pub fn restarter(&self) -> Restarter {
+        Restarter {
+            controls: self.controls.clone(),
+            bus: self.bus.clone(),
+            grace: self.options.grace,
         }
     }
 
@@ -187,14 +202,27 @@ impl Supervisor {
         let stopping = Arc::new(AtomicBool::new(false));
         let exited = Arc::new(Notify::new());
         let sandbox = Arc::new(std::sync::Mutex::new(None));
+        let requested = Arc::new(AtomicBool::new(false));
+        if let Ok(mut controls) = self.controls.lock() {
+            controls.push(Control {
+                name,
+                pgid: pgid.clone(),
+                sandbox: sandbox.clone(),
+                requested: requested.clone(),
+                stopping: stopping.clone(),
+            });
+        }
         let task = tokio::spawn(run_service(
             spec.clone(),
             self.options.clone(),
             self.bus.clone(),
-            pgid.clone(),
-            sandbox.clone(),
-            stopping.clone(),
-            exited.clone(),
+            Levers {
+                pgid: pgid.clone(),
+                sandbox: sandbox.clone(),
+                stopping: stopping.clone(),
+                restart: requested,
+                exited: exited.clone(),
+            },
         ));
         self.services.push(Running {
             spec,
@@ -247,11 +275,11 @@ impl Supervisor {
     }
 
     /// Leaves detached services running: the tasks are dropped, the processes are not touched.
-    pub fn release(self) {
+    pub fn release(&mut self) {
         if let Some(w) = &self.options.watchdog {
             w.finish();
         }
-        for s in self.services {
+        for s in self.services.drain(..) {
             s.stopping.store(true, Ordering::SeqCst);
             s.task.abort();
         }
@@ -431,16 +459,25 @@ async fn start_instance(
 /// opencode's ready line (`opencode server listening on …`).
 const OPENCODE_READY_PREFIX: &str = "opencode server listening on ";
 
-/// The life of one service: start, wait healthy, wait exit, restart with back-off.
-async fn run_service(
-    spec: ServiceSpec,
-    options: SupervisorOptions,
-    bus: EventBus,
+/// What a service's task shares with the supervisor and its [`Restarter`].
+struct Levers {
     pgid: Arc<AtomicU32>,
     sandbox: Arc<std::sync::Mutex<Option<Arc<dyn openwork_backends::SandboxHandle>>>>,
     stopping: Arc<AtomicBool>,
+    /// A person asked for a restart: the next exit starts a new instance at once, uncounted.
+    restart: Arc<AtomicBool>,
     exited: Arc<Notify>,
-) {
+}
+
+/// The life of one service: start, wait healthy, wait exit, restart with back-off.
+async fn run_service(spec: ServiceSpec, options: SupervisorOptions, bus: EventBus, levers: Levers) {
+    let Levers {
+        pgid,
+        sandbox,
+        stopping,
+        restart,
+        exited,
+    } = levers;
     let name = spec.name;
     let required = spec.required;
     let policy = options.restart;
@@ -554,15 +591,19 @@ async fn run_service(
             w.forget_sandbox(&backend.remover(&handle.id()));
         }
         exited.notify_waiters();
-        let expected = stopping.load(Ordering::SeqCst);
+        let stop = stopping.load(Ordering::SeqCst);
+        let requested = restart.swap(false, Ordering::SeqCst);
         bus.emit(ServiceEvent::Exited {
             service: name,
             status: exit,
             pid: (pid != 0).then_some(pid),
-            expected,
+            expected: stop || requested,
         });
-        if expected {
+        if stop {
             return;
+        }
+        if requested {
+            continue;
         }
         if options.detach_dir.is_some() {
             bus.emit(ServiceEvent::GaveUp {
