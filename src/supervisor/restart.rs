@@ -92,3 +92,106 @@ impl Restarter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::supervisor::health::HealthCheck;
+    use crate::supervisor::process::ProcessSpec;
+    use crate::supervisor::{
+        Instance, Launch, RestartPolicy, ServiceSpec, ServiceState, Supervisor, SupervisorOptions,
+    };
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    async fn wait_healthy_pid(sup: &Supervisor, not: u32) -> u32 {
+        let mut table = sup.events().table();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            {
+                let t = table.borrow_and_update();
+                if let Some(s) = t.services.first()
+                    && s.state == ServiceState::Healthy
+                    && let Some(Instance::Process { pid }) = s.instance
+                    && pid != not
+                {
+                    return pid;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not healthy again");
+            let _ = tokio::time::timeout(Duration::from_millis(200), table.changed()).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_requested_restart_brings_a_new_instance_and_never_trips_give_up() {
+        let port = free_port();
+        let mut sup = Supervisor::new(
+            vec![],
+            SupervisorOptions {
+                health_timeout: Duration::from_secs(20),
+                // Not one crash allowed: a restart that counted as one would give up.
+                restart: RestartPolicy {
+                    max_restarts: 0,
+                    ..RestartPolicy::default()
+                },
+                grace: Duration::from_secs(2),
+                detach_dir: None,
+                watchdog: None,
+            },
+        );
+        let spec = ServiceSpec {
+            name: "web",
+            launch: Launch::Process(ProcessSpec {
+                program: "/usr/bin/env".into(),
+                args: vec![
+                    "python3".into(),
+                    "-m".into(),
+                    "http.server".into(),
+                    port.to_string(),
+                    "--bind".into(),
+                    "127.0.0.1".into(),
+                ],
+                env: vec![],
+                env_remove: vec![],
+                cwd: "/".into(),
+            }),
+            health: HealthCheck::Http {
+                url: format!("http://127.0.0.1:{port}/"),
+            },
+            ready_line: false,
+            required: true,
+        };
+        assert!(sup.start(spec).await.unwrap());
+        let restarter = sup.restarter();
+        let mut pid = wait_healthy_pid(&sup, 0).await;
+        for round in 1..=2 {
+            restarter.restart("web").await.unwrap();
+            let new = wait_healthy_pid(&sup, pid).await;
+            assert!(!process::group_alive(pid), "old group {pid} still alive");
+            pid = new;
+            let t = sup.events().table().borrow().clone();
+            assert_eq!(t.services[0].restarts, round);
+        }
+        assert_eq!(
+            restarter.restart("nope").await,
+            Err(RestartError::Unknown {
+                name: "nope".into()
+            })
+        );
+        sup.shutdown().await;
+        assert!(!process::group_alive(pid));
+        assert!(matches!(
+            restarter.restart("web").await,
+            Err(RestartError::Stopping { .. })
+        ));
+    }
+}
