@@ -393,7 +393,12 @@ async fn resolve_sidecars(
     settings.manifest_url = sp.manifest_url.clone();
     settings.allow_external = sp.allow_external;
     settings.verify = sp.verify;
-    let resolver = Resolver::new(settings, Box::new(LiveProgress::new(sink.verbose())));
+    // The dashboard owns the terminal: a fetch's progress lines would draw over it.
+    let progress: Box<dyn crate::sidecars::Progress> = match plan.tui_requested {
+        true => Box::new(crate::sidecars::NullProgress),
+        false => Box::new(LiveProgress::new(sink.verbose())),
+    };
+    let resolver = Resolver::new(settings, progress);
     let resolve = |name: SidecarName, policy: SourcePolicy, bin: Option<camino::Utf8PathBuf>| {
         let resolver = &resolver;
         async move {
