@@ -174,6 +174,16 @@ fn healthy_rows(screen: &str) -> usize {
     screen.lines().filter(|l| l.contains("● healthy")).count()
 }
 
+/// The pid on opencode's row of the services panel.
+fn opencode_pid(screen: &str) -> Option<u32> {
+    let row = screen
+        .lines()
+        .find(|l| l.contains(" opencode ") && l.contains("pid "))?;
+    let words: Vec<&str> = row.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "pid")?;
+    words.get(i + 1)?.parse().ok()
+}
+
 fn start_cmd(env: &TestEnv, opencode: &Path, extra: &[&str]) -> Command {
     let ws = env.workspace();
     let mut args = vec![
@@ -245,6 +255,21 @@ fn dashboard_shows_the_services_answers_an_approval_and_quits_cleanly() {
         !screen.contains(host) && !screen.contains(collab),
         "{screen}"
     );
+    let first_pid = opencode_pid(&screen).expect("opencode's pid on screen");
+
+    // v reveals the tokens, v masks them again; c copies the attach command, with a toast.
+    pane.keys("v");
+    pane.wait_screen("the revealed host token", Duration::from_secs(10), |s| {
+        s.contains(host)
+    });
+    pane.keys("v");
+    pane.wait_screen("the masked tokens", Duration::from_secs(10), |s| {
+        !s.contains(host)
+    });
+    pane.keys("c");
+    pane.wait_screen("the copy confirmation", Duration::from_secs(10), |s| {
+        s.contains("Attach command")
+    });
 
     // A write through the server waits for a manual approval...
     let url = format!("http://127.0.0.1:{port}");
@@ -279,6 +304,15 @@ fn dashboard_shows_the_services_answers_an_approval_and_quits_cleanly() {
         s.contains("Approvals pending: 1") && s.contains("approved.md")
     });
     assert!(screen.contains("remote"), "who asked:\n{screen}");
+    // Quitting now would fail the waiting write: the dashboard asks first; n keeps running.
+    pane.keys("q");
+    pane.wait_screen("the quit confirmation", Duration::from_secs(10), |s| {
+        s.contains("Quit?") && s.contains("approval is pending")
+    });
+    pane.keys("n");
+    pane.wait_screen("the dialog closed", Duration::from_secs(10), |s| {
+        !s.contains("Quit?")
+    });
     pane.keys("a");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
@@ -296,6 +330,12 @@ fn dashboard_shows_the_services_answers_an_approval_and_quits_cleanly() {
     );
     pane.wait_screen("the approval gone", Duration::from_secs(10), |s| {
         !s.contains("Approvals pending")
+    });
+
+    // r restarts the selected service (opencode): a new pid, counted, healthy again.
+    pane.keys("r");
+    pane.wait_screen("opencode restarted", Duration::from_secs(60), |s| {
+        healthy_rows(s) == 3 && opencode_pid(s).is_some_and(|p| p != first_pid)
     });
 
     // `q` stops everything; the shell's terminal is as it was.
@@ -330,6 +370,23 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+#[test]
+fn tui_without_a_terminal_is_refused_with_a_usage_error() {
+    let env = TestEnv::new();
+    let ws = env.workspace();
+    let out = env
+        .openwork(&["start", "--workspace", ws.to_str().unwrap(), "--tui"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", common::all_output(&out));
+    assert!(
+        common::all_output(&out).contains("--tui needs a terminal"),
+        "{}",
+        common::all_output(&out)
+    );
 }
 
 #[test]

@@ -70,8 +70,16 @@ pub fn render(
     };
     let services_h = 3 + run.expected.len().max(model.services.services.len()) as u16;
     let connect_h = match connect {
-        Some(c) if c.connect_url != c.openwork_url => 7,
-        Some(_) => 6,
+        Some(c) => {
+            let lan = u16::from(c.connect_url != c.openwork_url);
+            // Revealed tokens take a line each (they do not fit side by side).
+            let tokens = if model.reveal {
+                c.tokens.len() as u16
+            } else {
+                1
+            };
+            2 + 1 + lan + 1 + tokens + 1
+        }
         None => 3,
     };
     let [header, body, footer] = Layout::vertical([
@@ -243,19 +251,6 @@ fn draw_connect(frame: &mut Frame<'_>, area: Rect, model: &Model, connect: Optio
             Style::default().add_modifier(Modifier::DIM),
         )
     };
-    let tokens: Vec<Span> = c
-        .tokens
-        .iter()
-        .flat_map(|(name, value)| {
-            let shown = if model.reveal { value.as_str() } else { MASK };
-            [
-                Span::raw(format!("{name} ")),
-                Span::raw(format!("{shown}  ")),
-            ]
-        })
-        .collect();
-    let mut token_line = vec![label("Tokens")];
-    token_line.extend(tokens);
     let attach = if model.reveal {
         &c.attach_raw
     } else {
@@ -273,14 +268,28 @@ fn draw_connect(frame: &mut Frame<'_>, area: Rect, model: &Model, connect: Optio
     } else {
         lines[0].push_span(Span::raw("  (also the connect URL)"));
     }
-    lines.extend([
-        Line::from(vec![
-            label("OpenCode URL"),
-            Span::raw(c.opencode_url.clone()),
-        ]),
-        Line::from(token_line),
-        Line::from(vec![label("Attach"), Span::raw(attach.clone())]),
-    ]);
+    lines.push(Line::from(vec![
+        label("OpenCode URL"),
+        Span::raw(c.opencode_url.clone()),
+    ]));
+    if model.reveal {
+        for (name, value) in &c.tokens {
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{name} token "),
+                    Style::default().add_modifier(Modifier::DIM),
+                ),
+                Span::raw(value.clone()),
+            ]));
+        }
+    } else {
+        let mut masked = vec![label("Tokens")];
+        for (name, _) in &c.tokens {
+            masked.push(Span::raw(format!("{name} {MASK}  ")));
+        }
+        lines.push(Line::from(masked));
+    }
+    lines.push(Line::from(vec![label("Attach"), Span::raw(attach.clone())]));
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
