@@ -60,6 +60,8 @@ pub struct Dashboard {
     pub ready: watch::Receiver<Option<Ready>>,
     pub cancel: CancellationToken,
     pub started: Instant,
+    /// The orchestrator's own records (from the sink's tap), already redacted.
+    pub orchestrator: mpsc::Receiver<(crate::logs::Level, String)>,
 }
 
 /// Answers of background work.
@@ -86,6 +88,7 @@ pub async fn run(mut guard: TerminalGuard, d: Dashboard) -> Outcome {
         mut ready,
         cancel,
         started,
+        mut orchestrator,
     } = d;
     let mut events = bus.subscribe();
     let mut table = bus.table();
@@ -152,6 +155,10 @@ pub async fn run(mut guard: TerminalGuard, d: Dashboard) -> Outcome {
                         Err(_) => break,
                     }
                 }
+                dirty = true;
+            }
+            Some((level, text)) = orchestrator.recv() => {
+                model.orchestrator(level, &text);
                 dirty = true;
             }
             Ok(()) = table.changed() => {

@@ -33,7 +33,14 @@ impl DashboardTask {
         let cancel = tokio_util::sync::CancellationToken::new();
         let (ready, ready_rx) = watch::channel(None);
         let task = terminal.map(|guard| {
+            // The orchestrator's own records (port chosen, warnings, shutting down) join the
+            // log panel; a full channel drops a record rather than wait.
+            let (tap, orchestrator) = tokio::sync::mpsc::channel(256);
+            sink.set_tap(Box::new(move |level, text| {
+                let _ = tap.try_send((level, text));
+            }));
             let dashboard = super::Dashboard {
+                orchestrator,
                 run: run_info(plan),
                 bus: supervisor.events().clone(),
                 restarter: supervisor.restarter(),

@@ -228,6 +228,11 @@ impl Model {
         }
     }
 
+    /// One of the orchestrator's own records (already redacted by the sink).
+    pub fn orchestrator(&mut self, level: Level, text: &str) {
+        self.logs.push(crate::logs::ORCHESTRATOR, level, text);
+    }
+
     /// Notes that `n` events were skipped (the dashboard fell behind a flood).
     pub fn lagged(&mut self, n: u64) {
         self.skipped += n;
@@ -468,11 +473,9 @@ fn lifecycle_line(event: &ServiceEvent) -> Option<(&'static str, Level, String)>
             if *required { Level::Error } else { Level::Warn },
             format!("Gave up: {reason}"),
         ),
-        ShuttingDown { order } => (
-            crate::logs::ORCHESTRATOR,
-            Level::Info,
-            format!("Shutting down {}", order.join(", ")),
-        ),
+        // The log stream writes it as the orchestrator's record, which reaches the dashboard
+        // through the sink's tap.
+        ShuttingDown { .. } => return None,
         StopTimedOut { service, .. } => (
             *service,
             Level::Warn,
