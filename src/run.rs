@@ -76,6 +76,8 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
             },
             grace: Duration::from_secs(5),
             detach_dir: detach_dir.clone(),
+            // The dashboard can detach: its services write to files it reads back.
+            output_dir: plan.tui_requested.then(|| plan.run_dir()),
             watchdog,
         },
     );
@@ -229,9 +231,21 @@ async fn run_supervised(
                 _ = sigint.recv() => 0,
                 _ = sigterm.recv() => 0,
                 _ = sighup.recv(), if dash.active() => 0,
-                _ = dash.quit() => {
-                    eprintln!("openwork: stopping the services…");
-                    0
+                outcome = dash.quit() => match outcome {
+                    crate::tui::Outcome::Detach => {
+                        // The dashboard is gone and the terminal restored: print and leave.
+                        let instances = supervisor.events().table().borrow().instances();
+                        let dir = plan.run_dir();
+                        let creds = write_detached_state(&ready, &instances, &dir)
+                            .with_context(|| format!("writing the detached run's state to {dir}"))?;
+                        supervisor.release();
+                        print!("{}", ready.detach_summary(&instances, &creds));
+                        return Ok(0);
+                    }
+                    _ => {
+                        eprintln!("openwork: stopping the services…");
+                        0
+                    }
                 }
             };
             dash.finish().await;

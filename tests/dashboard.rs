@@ -418,3 +418,51 @@ fn a_log_flood_neither_blocks_keys_nor_grows_memory() {
     pane.keys("q");
     assert_eq!(pane.wait_rc(Duration::from_secs(60)), "rc=0");
 }
+
+#[test]
+fn detach_leaves_the_services_running_and_prints_the_summary_after_the_terminal_is_back() {
+    let env = TestEnv::new();
+    let fake = env.fake("opencode", "ok");
+    let cmd = start_cmd(
+        &env,
+        &fake,
+        &["--no-opencode-router", "--run-id", "dash-detach"],
+    );
+    let mut pane = Pane::start(&env, &cmd, 100, 30);
+    pane.wait_screen("two healthy services", Duration::from_secs(60), |s| {
+        healthy_rows(s) == 2 && s.contains("OpenWork URL")
+    });
+    let orchestrator = pane.orchestrator().expect("the orchestrator runs");
+    pane.keys("d");
+    assert_eq!(pane.wait_rc(Duration::from_secs(30)), "rc=0");
+    let screen = pane.wait_screen("the detach summary", Duration::from_secs(10), |s| {
+        s.contains("Detached. Services still running")
+    });
+    assert!(!common::alive(orchestrator));
+    let run_dir = env.path("data/runs/dash-detach");
+    let pids = common::detached_pids(&run_dir);
+    assert_eq!(pids.len(), 2, "{screen}");
+    // The watchdog let go: the orchestrator and its watchdog are gone, the services are not.
+    let watchdogs: Vec<u32> = pane
+        .seen
+        .iter()
+        .copied()
+        .filter(|p| {
+            String::from_utf8_lossy(
+                &std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default(),
+            )
+            .contains("__watchdog")
+        })
+        .collect();
+    assert!(common::wait_all_dead(&watchdogs, Duration::from_secs(10)).is_empty());
+    for pid in &pids {
+        assert!(
+            common::alive(*pid),
+            "service {pid} did not survive the detach"
+        );
+    }
+    // Their output still goes to the run's log files.
+    assert!(run_dir.join("opencode.log").exists());
+    assert_eq!(pane.file("before.txt"), pane.file("after.txt"));
+    assert!(common::stop_groups(&pids).is_empty());
+}

@@ -13,6 +13,7 @@ pub mod health;
 pub mod log_stream;
 pub mod process;
 pub mod restart;
+mod tail;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -108,6 +109,10 @@ pub struct SupervisorOptions {
     pub grace: Duration,
     /// Detached runs: output to files in this directory, no restarts, processes outlive us.
     pub detach_dir: Option<Utf8PathBuf>,
+    /// Foreground runs that may detach later (the dashboard): each service writes to a file
+    /// in this directory, read back into the event stream, without a death signal, so it can
+    /// outlive the orchestrator after [`Supervisor::release`]. Restarts work as usual.
+    pub output_dir: Option<Utf8PathBuf>,
     /// Stops the process groups if the orchestrator dies without cleaning up.
     pub watchdog: Option<Arc<crate::watchdog::Watchdog>>,
 }
@@ -277,6 +282,18 @@ impl Supervisor {
     /// Leaves detached services running: the tasks are dropped, the processes are not touched.
     pub fn release(&mut self) {
         if let Some(w) = &self.options.watchdog {
+            // The watchdog stops what it still knows of at end-of-file: tell it to let go.
+            for s in &self.services {
+                let pgid = s.pgid.load(Ordering::SeqCst);
+                if pgid != 0 {
+                    w.forget(pgid);
+                }
+                let handle = s.sandbox.lock().ok().and_then(|g| g.clone());
+                if let (Some(handle), Launch::Sandbox { backend, .. }) = (handle, &s.spec.launch) {
+                    w.forget_sandbox(&backend.remover(&handle.id()));
+                    handle.detach();
+                }
+            }
             w.finish();
         }
         for s in self.services.drain(..) {
@@ -391,15 +408,35 @@ async fn start_instance(
     let name = spec.name;
     match &spec.launch {
         Launch::Process(process_spec) => {
-            let output = match &options.detach_dir {
+            let output = match options.detach_dir.as_ref().or(options.output_dir.as_ref()) {
                 Some(dir) => OutputMode::Detached {
                     log_file: dir.join(format!("{name}.log")),
                 },
                 None => OutputMode::Piped,
             };
+            let offset = match &output {
+                OutputMode::Detached { log_file } => {
+                    std::fs::metadata(log_file).map(|m| m.len()).unwrap_or(0)
+                }
+                OutputMode::Piped => 0,
+            };
             let mut child = process::spawn(process_spec, &output)
                 .map_err(|e| format!("cannot start {}: {e}", process_spec.program))?;
             let pid = child.id().unwrap_or(0);
+            if let (Some(_), None, OutputMode::Detached { log_file }) =
+                (&options.output_dir, &options.detach_dir, &output)
+            {
+                tokio::spawn(tail::follow(
+                    tail::Follow {
+                        path: log_file.clone(),
+                        offset,
+                        service: name,
+                        pgid: pid,
+                        ready: spec.ready_line.then(|| ready.clone()),
+                    },
+                    bus.clone(),
+                ));
+            }
             if let Some(out) = child.stdout.take() {
                 tokio::spawn(pump_lines(
                     out,

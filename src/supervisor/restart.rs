@@ -145,6 +145,7 @@ mod tests {
                 },
                 grace: Duration::from_secs(2),
                 detach_dir: None,
+                output_dir: None,
                 watchdog: None,
             },
         );

@@ -45,6 +45,8 @@ pub struct Ready {
 pub enum Outcome {
     /// The person quit: stop the services.
     Quit,
+    /// The person detached: leave the services running, print the detach summary.
+    Detach,
     /// The run was stopped from outside (a signal, a fatal error).
     Cancelled,
 }
@@ -245,10 +247,10 @@ fn act(
             }
         }
         Action::ConfirmQuit => return Some(Outcome::Quit),
-        Action::Detach => model.toast(
-            "detach from the dashboard is not available yet: quit, then `openwork start --detach`",
-            now,
-        ),
+        Action::Detach => match remote {
+            Some(_) => return Some(Outcome::Detach),
+            None => model.toast("not ready yet: detach once every service is up", now),
+        },
         Action::RestartSelected => match model.selected_service_name() {
             Some(name) => {
                 let r = restarter.clone();
