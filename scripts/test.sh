@@ -38,6 +38,16 @@ fi
 export OPENWORK_TEST_OPENCODE_BIN="$oc_bin"
 log "opencode $("$oc_bin" --version) at $oc_bin"
 
+# --- tmux: the dashboard's end-to-end tests drive a real terminal (installed only when missing) ---
+if ! command -v tmux >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { log "tmux is missing and installing it needs root (apt-get install tmux)"; exit 1; }
+  log "tmux missing: installing it (one time)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >"$cache/apt-tmux.log" 2>&1 || { tail -20 "$cache/apt-tmux.log" >&2; exit 1; }
+  apt-get install -y -q --no-install-recommends tmux >>"$cache/apt-tmux.log" 2>&1 \
+    || { tail -20 "$cache/apt-tmux.log" >&2; log "apt-get install tmux failed"; exit 1; }
+fi
+
 # --- the Docker engine and the sandbox image (installed/started/built only when missing) ----------
 scripts/docker-engine.sh
 export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"

@@ -23,4 +23,5 @@ pub mod secrets;
 pub mod services;
 pub mod sidecars;
 pub mod supervisor;
+pub mod tui;
 pub mod watchdog;

@@ -33,7 +33,7 @@ pub enum Level {
 }
 
 impl Level {
-    fn text(self) -> &'static str {
+    pub fn text(self) -> &'static str {
         match self {
             Level::Debug => "DEBUG",
             Level::Info => "INFO",
@@ -154,8 +154,7 @@ pub enum Output {
     Stdout,
     /// With `--json`, stdout carries exactly one JSON document; logs go here.
     Stderr,
-    /// Nothing is printed (tests; the dashboard takes records another way).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Nothing is printed (the dashboard owns the screen and takes the events itself).
     Silent,
 }
 
@@ -169,7 +168,13 @@ pub struct LogSink {
     output: Output,
     redactor: RwLock<Redactor>,
     lock: Mutex<()>,
+    /// Also receives the orchestrator's own records, redacted (the dashboard's log panel).
+    tap: RwLock<Option<Tap>>,
 }
+
+/// A receiver of the orchestrator's own records: level and redacted text (message and
+/// attributes, no component tag).
+pub type Tap = Box<dyn Fn(Level, String) + Send + Sync>;
 
 impl LogSink {
     pub fn new(
@@ -193,6 +198,7 @@ impl LogSink {
             output,
             redactor: RwLock::new(Redactor::new(secrets)),
             lock: Mutex::new(()),
+            tap: RwLock::new(None),
         }
     }
 
@@ -222,11 +228,24 @@ impl LogSink {
         if level == Level::Debug && !self.verbose {
             return;
         }
+        if component == ORCHESTRATOR
+            && let Ok(tap) = self.tap.read()
+            && let Some(tap) = tap.as_ref()
+        {
+            tap(level, self.redact(&with_attrs(message, &attrs)));
+        }
         let line = match self.format {
             LogFormat::Pretty => self.pretty_line(level, component, message, &attrs),
             LogFormat::Json => self.json_line(level, component, message, attrs),
         };
         self.write_line(&line);
+    }
+
+    /// Sends the orchestrator's own records to `tap` from now on (redacted like the stream).
+    pub fn set_tap(&self, tap: Tap) {
+        if let Ok(mut slot) = self.tap.write() {
+            *slot = Some(tap);
+        }
     }
 
     pub fn info(&self, component: &str, message: &str, attrs: Value) {
@@ -303,27 +322,12 @@ impl LogSink {
     }
 
     fn pretty_line(&self, level: Level, component: &str, message: &str, attrs: &Value) -> String {
-        let mut text = format!(
+        let text = format!(
             "{} {}{}",
             self.tag(component),
             self.level_tag(level),
-            message
+            with_attrs(message, attrs)
         );
-        if let Value::Object(map) = attrs {
-            for (k, v) in map {
-                let v = match v {
-                    Value::Null => continue,
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let v = if is_sensitive_key(k) {
-                    REDACTED.to_string()
-                } else {
-                    v
-                };
-                text.push_str(&format!(" {k}={v}"));
-            }
-        }
         self.redact(&text)
     }
 
@@ -381,9 +385,30 @@ impl LogSink {
     }
 }
 
+/// `message key=value…` (values under sensitive keys replaced; not yet redacted by value).
+fn with_attrs(message: &str, attrs: &Value) -> String {
+    let mut text = message.to_string();
+    if let Value::Object(map) = attrs {
+        for (k, v) in map {
+            let v = match v {
+                Value::Null => continue,
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let v = if is_sensitive_key(k) {
+                REDACTED.to_string()
+            } else {
+                v
+            };
+            text.push_str(&format!(" {k}={v}"));
+        }
+    }
+    text
+}
+
 /// The level of a child's line, from the level words it carries (logfmt `level=WARN`, a leading
 /// `ERROR`), INFO otherwise — stderr is not an error by itself.
-fn child_level(line: &str) -> Level {
+pub fn child_level(line: &str) -> Level {
     let upper_prefix: String = line.chars().take(96).collect();
     for (needle, level) in [
         ("level=ERROR", Level::Error),
@@ -455,6 +480,37 @@ mod tests {
             Level::Info
         );
         assert_eq!(child_level("Error: Unexpected error"), Level::Error);
+    }
+
+    #[test]
+    fn the_tap_gets_the_orchestrators_records_redacted() {
+        let sink = LogSink::new(
+            LogFormat::Pretty,
+            false,
+            false,
+            "run-1".into(),
+            Output::Silent,
+            vec!["topsecretvalue".into()],
+        );
+        let got = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        sink.set_tap(Box::new(move |level, text| {
+            g.lock().unwrap().push((level, text))
+        }));
+        sink.warn(
+            ORCHESTRATOR,
+            "port busy topsecretvalue",
+            json!({"port": 1, "token": "x"}),
+        );
+        sink.info("opencode", "not the orchestrator", Value::Null);
+        let got = got.lock().unwrap();
+        assert_eq!(
+            *got,
+            vec![(
+                Level::Warn,
+                "port busy [REDACTED] port=1 token=[REDACTED]".to_string()
+            )]
+        );
     }
 
     #[test]

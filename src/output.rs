@@ -170,6 +170,22 @@ impl Ready<'_> {
         s
     }
 
+    /// `opencode attach` command line, credentials shown or masked (the dashboard shows the
+    /// masked one until asked; `openwork attach <run>` needs neither).
+    pub fn attach_command(&self, reveal: bool) -> String {
+        let c = &self.plan.credentials;
+        let (u, p) = if reveal {
+            (c.opencode_username.as_str(), c.opencode_password.as_str())
+        } else {
+            ("[REDACTED]", "[REDACTED]")
+        };
+        format!(
+            "OPENCODE_SERVER_USERNAME={u} OPENCODE_SERVER_PASSWORD={p} opencode attach {} --dir {}",
+            self.opencode_url(),
+            shell_quote(&self.plan.opencode_directory())
+        )
+    }
+
     /// How a person controls this run from another terminal (no secrets: `attach` reads them
     /// from the run's credentials file).
     pub fn control_lines(&self, detached: bool) -> String {

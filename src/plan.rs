@@ -91,12 +91,18 @@ pub enum PlanError {
         "--run-id must be 1-128 printable characters without spaces or `/` (it names the run's directory), got {value:?}"
     )]
     RunId { value: String },
+    #[error(
+        "--tui needs a terminal, but stdout is not one (redirected or piped); drop --tui, or use --no-tui / `openwork serve` for logs"
+    )]
+    TuiWithoutTerminal,
+    #[error("--tui cannot be combined with --{with}: that mode prints to stdout for a script")]
+    TuiWith { with: &'static str },
 }
 
 /// What the run prints after the services are ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
-    /// Stream logs until a signal (also `start` on a terminal until the dashboard lands).
+    /// Run until a signal (or the dashboard's quit), streaming logs or showing the dashboard.
     Foreground,
     /// Start, print a summary, leave services running.
     Detach,
@@ -182,7 +188,9 @@ pub struct RunPlan {
     pub max_restarts: u32,
     /// Sandbox mode; `None` runs opencode on the host.
     pub sandbox: Option<SandboxSettings>,
-    /// `serve`, or `start` with --no-tui (the dashboard is a later issue; `start` on a TTY says so).
+    /// Show the dashboard: `start` with stdout on a terminal (or `--tui`), in the foreground
+    /// mode, with pretty logs. `serve`, `--no-tui`, `--check`, `--json`, `--detach` and
+    /// `--log-format json` stream logs instead.
     pub tui_requested: bool,
     /// The person's `OTEL_RESOURCE_ATTRIBUTES` (`k=v,…`), which each service's own are added to.
     pub otel_resource_attributes: String,
@@ -272,6 +280,20 @@ impl RunPlan {
             RunMode::Foreground
         };
         let stdout_tty = std::io::stdout().is_terminal();
+        if is_start && args.tui && !args.no_tui {
+            if !stdout_tty {
+                return Err(PlanError::TuiWithoutTerminal);
+            }
+            for (set, with) in [
+                (args.json, "json"),
+                (args.check, "check"),
+                (args.detach, "detach"),
+            ] {
+                if set {
+                    return Err(PlanError::TuiWith { with });
+                }
+            }
+        }
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let color = !no_color_env && !args.no_color && (args.color || stdout_tty);
         let tui_requested = is_start
@@ -560,6 +582,32 @@ mod tests {
             Some(crate::cli::Command::Serve(a)) => RunPlan::from_args(&a, false),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn tui_is_refused_without_a_terminal() {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            return; // a person running the tests in a terminal: nothing to check
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().to_str().unwrap();
+        let cli = Cli::try_parse_from(["openwork", "start", "--workspace", ws, "--tui"]).unwrap();
+        let Some(crate::cli::Command::Start(a)) = cli.command else {
+            unreachable!()
+        };
+        assert!(matches!(
+            RunPlan::from_args(&a, true).unwrap_err(),
+            PlanError::TuiWithoutTerminal
+        ));
+        // --no-tui after --tui wins, and `serve` never shows the dashboard.
+        let cli =
+            Cli::try_parse_from(["openwork", "start", "--workspace", ws, "--tui", "--no-tui"])
+                .unwrap();
+        let Some(crate::cli::Command::Start(a)) = cli.command else {
+            unreachable!()
+        };
+        assert!(!RunPlan::from_args(&a, true).unwrap().tui_requested);
     }
 
     #[test]

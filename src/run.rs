@@ -32,10 +32,15 @@ pub type ExitCode = i32;
 
 /// Runs the plan to completion and returns the exit code.
 pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
-    let output = if plan.json {
-        Output::Stderr
-    } else {
-        Output::Stdout
+    // The dashboard takes the terminal first: if it cannot, nothing was started yet.
+    let terminal = match plan.tui_requested {
+        true => Some(crate::tui::TerminalGuard::take()?),
+        false => None,
+    };
+    let output = match (plan.json, terminal.is_some()) {
+        (_, true) => Output::Silent,
+        (true, false) => Output::Stderr,
+        (false, false) => Output::Stdout,
     };
     let sink = Arc::new(LogSink::new(
         plan.log_format,
@@ -45,13 +50,6 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         output,
         plan.credentials.secret_values(),
     ));
-    if plan.tui_requested {
-        sink.info(
-            ORCHESTRATOR,
-            "The dashboard is not available in this build yet; streaming logs instead (use `openwork serve` to skip this notice)",
-            Value::Null,
-        );
-    }
     sink.info(
         ORCHESTRATOR,
         "Run starting",
@@ -61,6 +59,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     let guards = GitGuards::default();
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
     let detach_dir = (plan.mode == RunMode::Detach).then(|| plan.run_dir());
     let watchdog = match detach_dir {
@@ -79,14 +78,57 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
             },
             grace: Duration::from_secs(5),
             detach_dir: detach_dir.clone(),
+            // The dashboard can detach: its services write to files it reads back.
+            output_dir: plan.tui_requested.then(|| plan.run_dir()),
             watchdog,
         },
     );
+    let mut dash = crate::tui::launch::DashboardTask::start(terminal, &plan, &supervisor, &sink);
+    let result = run_supervised(
+        &plan,
+        &sink,
+        &mut supervisor,
+        &mut dash,
+        Signals {
+            int: &mut sigint,
+            term: &mut sigterm,
+            hup: &mut sighup,
+        },
+        &guards,
+    )
+    .await;
+    // Whatever happened, the terminal is back before anything more is printed.
+    dash.finish().await;
+    result
+}
 
+/// The run's signal streams.
+struct Signals<'a> {
+    int: &'a mut tokio::signal::unix::Signal,
+    term: &'a mut tokio::signal::unix::Signal,
+    hup: &'a mut tokio::signal::unix::Signal,
+}
+
+/// Starts the services and runs the plan's mode to its end.
+async fn run_supervised(
+    plan: &RunPlan,
+    sink: &Arc<LogSink>,
+    supervisor: &mut Supervisor,
+    dash: &mut crate::tui::launch::DashboardTask,
+    signals: Signals<'_>,
+    guards: &GitGuards,
+) -> anyhow::Result<ExitCode> {
+    let Signals {
+        int: sigint,
+        term: sigterm,
+        hup: sighup,
+    } = signals;
     let started = tokio::select! {
-        r = start_all(&plan, &sink, &mut supervisor, &guards) => r,
+        r = start_all(plan, sink, supervisor, guards) => r,
         _ = sigint.recv() => Err(Interrupted(130).into()),
         _ = sigterm.recv() => Err(Interrupted(143).into()),
+        _ = sighup.recv() => Err(Interrupted(129).into()),
+        _ = dash.quit() => Err(Interrupted(0).into()),
     };
     let Started {
         mut sidecars,
@@ -99,7 +141,8 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     } = match started {
         Ok(v) => v,
         Err(e) => {
-            stop_and_clean(&plan, &mut supervisor, &guards).await;
+            dash.finish().await;
+            stop_and_clean(plan, supervisor, guards).await;
             if let Some(Interrupted(code)) = e.downcast_ref::<Interrupted>() {
                 sink.warn(ORCHESTRATOR, "Interrupted before ready", Value::Null);
                 return Ok(*code);
@@ -112,7 +155,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         sidecars.opencode.version = check.await.ok().flatten();
     }
     let ready = Ready {
-        plan: &plan,
+        plan,
         ports,
         sidecars: &sidecars,
         router_running,
@@ -130,7 +173,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         let record = ready.record(RunKind::Detached, sandbox, &instances);
         let creds = write_run_state(&ready, &record, &dir)
             .with_context(|| format!("writing the detached run's state to {dir}"))?;
-        print_ready(&plan, &sink, &ready);
+        print_ready(plan, sink, &ready);
         let summary = ready.detach_summary(&instances, &creds);
         if plan.json {
             eprint!("{summary}");
@@ -142,10 +185,10 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
     }
     // A foreground run records itself too (for `openwork ps|attach|stop`), keeps the record
     // current as services restart, and removes it with the run directory at the end.
-    let record = ready.record(RunKind::Foreground, sandbox, &instances);
+    let record = ready.record(RunKind::Foreground, sandbox.clone(), &instances);
     let recorder = match write_run_state(&ready, &record, &dir) {
         Ok(_) => Some(keep_record_current(
-            &supervisor,
+            supervisor,
             dir.clone(),
             record,
             sink.clone(),
@@ -159,7 +202,12 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    print_ready(&plan, &sink, &ready);
+    if dash.active() {
+        dash.ready(&ready, &verified.owner_token, &ports);
+        sink.info(ORCHESTRATOR, "Ready", Value::Null);
+    } else {
+        print_ready(plan, sink, &ready);
+    }
 
     let code = match plan.mode {
         RunMode::Detach => 0,
@@ -202,11 +250,34 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
             tokio::select! {
                 e = supervisor.wait_fatal() => {
                     sink.error(ORCHESTRATOR, "Run failed", json!({ "error": e.to_string() }));
+                    dash.finish().await;
                     eprintln!("openwork: {e}");
                     1
                 }
                 _ = sigint.recv() => 0,
                 _ = sigterm.recv() => 0,
+                _ = sighup.recv(), if dash.active() => 0,
+                outcome = dash.quit() => match outcome {
+                    crate::tui::Outcome::Detach => {
+                        // The dashboard is gone and the terminal restored: the run becomes a
+                        // detached one (its record says so), then the summary is printed.
+                        if let Some(task) = recorder {
+                            task.abort();
+                            let _ = task.await;
+                        }
+                        let instances = supervisor.events().table().borrow().instances();
+                        let record = ready.record(RunKind::Detached, sandbox, &instances);
+                        let creds = write_run_state(&ready, &record, &dir)
+                            .with_context(|| format!("writing the detached run's state to {dir}"))?;
+                        supervisor.release();
+                        print!("{}", ready.detach_summary(&instances, &creds));
+                        return Ok(0);
+                    }
+                    _ => {
+                        eprintln!("openwork: stopping the services…");
+                        0
+                    }
+                }
             }
         }
     };
@@ -215,7 +286,8 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         task.abort();
         let _ = task.await;
     }
-    stop_and_clean(&plan, &mut supervisor, &guards).await;
+    dash.finish().await;
+    stop_and_clean(plan, supervisor, guards).await;
     Ok(code)
 }
 
@@ -443,7 +515,12 @@ async fn resolve_sidecars(
     settings.manifest_url = sp.manifest_url.clone();
     settings.allow_external = sp.allow_external;
     settings.verify = sp.verify;
-    let resolver = Resolver::new(settings, Box::new(LiveProgress::new(sink.verbose())));
+    // The dashboard owns the terminal: a fetch's progress lines would draw over it.
+    let progress: Box<dyn crate::sidecars::Progress> = match plan.tui_requested {
+        true => Box::new(crate::sidecars::NullProgress),
+        false => Box::new(LiveProgress::new(sink.verbose())),
+    };
+    let resolver = Resolver::new(settings, progress);
     let resolve = |name: SidecarName, policy: SourcePolicy, bin: Option<camino::Utf8PathBuf>| {
         let resolver = &resolver;
         async move {

@@ -1,6 +1,11 @@
 //! One log line per response: `"<METHOD> <path> <status> <ms>ms"`
 //! (reference §A14), including OPTIONS, 404s and auth failures.
 //!
+//! A host-authenticated request that succeeds and carries `X-OpenWork-Poll: 1` (the dashboard
+//! reading `/approvals` every second) is not logged: a poll would otherwise fill the log with
+//! one line a second for the whole run. Only the host-token holder, who controls the run
+//! anyway, can quiet a line this way, and never an error.
+//!
 //! Threat handled: secrets in logs. Only the path is logged, never the query
 //! string, and never a header; the `error` attribute is the API error message,
 //! which never contains a credential.
@@ -38,12 +43,19 @@ impl AuthMode {
     }
 }
 
+/// Header marking a host's routine poll (not logged when it succeeds).
+pub const POLL_HEADER: &str = "x-openwork-poll";
+
 /// Middleware: times the request and logs it when request logging is on.
 pub(crate) async fn layer(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     if !state.config.log_requests {
         return next.run(req).await;
     }
     let started = Instant::now();
+    let poll = req
+        .headers()
+        .get(POLL_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"1");
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
@@ -59,6 +71,9 @@ pub(crate) async fn layer(State(state): State<SharedState>, req: Request, next: 
         .get::<AuthMode>()
         .copied()
         .unwrap_or(AuthMode::None);
+    if poll && auth == AuthMode::Host && response.status().is_success() {
+        return response;
+    }
     let mut attributes = Map::new();
     attributes.insert("method".into(), json!(method.as_str()));
     attributes.insert("path".into(), json!(path));

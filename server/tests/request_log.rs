@@ -113,3 +113,31 @@ async fn json_records_use_otel_names() {
     assert_eq!(req["resource"]["service.instance.id"], "run-42");
     assert_eq!(req["resource"]["service.version"], openwork_server::VERSION);
 }
+
+#[tokio::test]
+async fn a_hosts_successful_poll_is_not_logged_but_others_are() {
+    let s = start(config()).await;
+    // The dashboard's approvals poll: quiet.
+    s.get("/approvals")
+        .header("X-OpenWork-Host-Token", HOST)
+        .header("X-OpenWork-Poll", "1")
+        .send()
+        .await
+        .unwrap();
+    // The same header without the host token (a 401), or from a client: logged.
+    s.get("/approvals")
+        .header("X-OpenWork-Poll", "1")
+        .send()
+        .await
+        .unwrap();
+    s.get("/status")
+        .header("Authorization", format!("Bearer {CLIENT}"))
+        .header("X-OpenWork-Poll", "1")
+        .send()
+        .await
+        .unwrap();
+    let lines = request_lines(&s.logs());
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("GET /approvals 401 "), "{lines:?}");
+    assert!(lines[1].starts_with("GET /status 200 "), "{lines:?}");
+}

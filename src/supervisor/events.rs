@@ -87,6 +87,9 @@ pub enum ServiceEvent {
         max: u32,
         delay: Duration,
     },
+    /// A person asked for the service to be restarted (the dashboard): its instance is being
+    /// stopped and a new one starts at once, without counting as a crash.
+    RestartRequested { service: &'static str },
     /// The service will not be started again.
     GaveUp {
         service: &'static str,
@@ -122,6 +125,7 @@ impl ServiceEvent {
             | Log { service, .. }
             | Exited { service, .. }
             | Restarting { service, .. }
+            | RestartRequested { service }
             | GaveUp { service, .. }
             | StopTimedOut { service, .. }
             | StopFailed { service, .. } => Some(service),
@@ -224,6 +228,7 @@ impl ServiceTable {
                 };
                 s.restarts += 1;
             }
+            RestartRequested { .. } => s.restarts += 1,
             GaveUp {
                 reason, required, ..
             } => {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::events::{Instance, Observer, ServiceEvent};
 use crate::logs::{LogSink, ORCHESTRATOR};
@@ -90,6 +90,9 @@ impl Observer for LogStream {
                 "Restarting after crash",
                 json!({ "attempt": attempt, "maxAttempts": max, "delayMs": delay.as_millis() as u64 }),
             ),
+            ServiceEvent::RestartRequested { service } => {
+                sink.info(service, "Restart requested", Value::Null)
+            }
             ServiceEvent::GaveUp {
                 service,
                 reason,

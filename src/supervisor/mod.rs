@@ -12,6 +12,8 @@ pub mod events;
 pub mod health;
 pub mod log_stream;
 pub mod process;
+pub mod restart;
+mod tail;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -29,6 +31,8 @@ pub use events::{
 };
 use health::{HealthCheck, probe, probe_client};
 use process::{ExitInfo, OutputMode, ProcessSpec};
+use restart::Control;
+pub use restart::{RestartError, Restarter};
 
 /// One service to supervise.
 #[derive(Debug, Clone)]
@@ -105,6 +109,10 @@ pub struct SupervisorOptions {
     pub grace: Duration,
     /// Detached runs: output to files in this directory, no restarts, processes outlive us.
     pub detach_dir: Option<Utf8PathBuf>,
+    /// Foreground runs that may detach later (the dashboard): each service writes to a file
+    /// in this directory, read back into the event stream, without a death signal, so it can
+    /// outlive the orchestrator after [`Supervisor::release`]. Restarts work as usual.
+    pub output_dir: Option<Utf8PathBuf>,
     /// Stops the process groups if the orchestrator dies without cleaning up.
     pub watchdog: Option<Arc<crate::watchdog::Watchdog>>,
 }
@@ -157,6 +165,8 @@ pub struct Supervisor {
     options: SupervisorOptions,
     services: Vec<Running>,
     decisions: mpsc::UnboundedReceiver<Decision>,
+    /// What a [`Restarter`] needs of each started service.
+    controls: Arc<std::sync::Mutex<Vec<Control>>>,
 }
 
 impl Supervisor {
@@ -171,6 +181,16 @@ impl Supervisor {
             options,
             services: Vec::new(),
             decisions,
+            controls: Arc::default(),
+        }
+    }
+
+    /// A handle that restarts one service on request (the dashboard's restart key).
+    pub fn restarter(&self) -> Restarter {
+        Restarter {
+            controls: self.controls.clone(),
+            bus: self.bus.clone(),
+            grace: self.options.grace,
         }
     }
 
@@ -187,14 +207,27 @@ impl Supervisor {
         let stopping = Arc::new(AtomicBool::new(false));
         let exited = Arc::new(Notify::new());
         let sandbox = Arc::new(std::sync::Mutex::new(None));
+        let requested = Arc::new(AtomicBool::new(false));
+        if let Ok(mut controls) = self.controls.lock() {
+            controls.push(Control {
+                name,
+                pgid: pgid.clone(),
+                sandbox: sandbox.clone(),
+                requested: requested.clone(),
+                stopping: stopping.clone(),
+            });
+        }
         let task = tokio::spawn(run_service(
             spec.clone(),
             self.options.clone(),
             self.bus.clone(),
-            pgid.clone(),
-            sandbox.clone(),
-            stopping.clone(),
-            exited.clone(),
+            Levers {
+                pgid: pgid.clone(),
+                sandbox: sandbox.clone(),
+                stopping: stopping.clone(),
+                restart: requested,
+                exited: exited.clone(),
+            },
         ));
         self.services.push(Running {
             spec,
@@ -247,11 +280,23 @@ impl Supervisor {
     }
 
     /// Leaves detached services running: the tasks are dropped, the processes are not touched.
-    pub fn release(self) {
+    pub fn release(&mut self) {
         if let Some(w) = &self.options.watchdog {
+            // The watchdog stops what it still knows of at end-of-file: tell it to let go.
+            for s in &self.services {
+                let pgid = s.pgid.load(Ordering::SeqCst);
+                if pgid != 0 {
+                    w.forget(pgid);
+                }
+                let handle = s.sandbox.lock().ok().and_then(|g| g.clone());
+                if let (Some(handle), Launch::Sandbox { backend, .. }) = (handle, &s.spec.launch) {
+                    w.forget_sandbox(&backend.remover(&handle.id()));
+                    handle.detach();
+                }
+            }
             w.finish();
         }
-        for s in self.services {
+        for s in self.services.drain(..) {
             s.stopping.store(true, Ordering::SeqCst);
             s.task.abort();
         }
@@ -363,15 +408,35 @@ async fn start_instance(
     let name = spec.name;
     match &spec.launch {
         Launch::Process(process_spec) => {
-            let output = match &options.detach_dir {
+            let output = match options.detach_dir.as_ref().or(options.output_dir.as_ref()) {
                 Some(dir) => OutputMode::Detached {
                     log_file: dir.join(format!("{name}.log")),
                 },
                 None => OutputMode::Piped,
             };
+            let offset = match &output {
+                OutputMode::Detached { log_file } => {
+                    std::fs::metadata(log_file).map(|m| m.len()).unwrap_or(0)
+                }
+                OutputMode::Piped => 0,
+            };
             let mut child = process::spawn(process_spec, &output)
                 .map_err(|e| format!("cannot start {}: {e}", process_spec.program))?;
             let pid = child.id().unwrap_or(0);
+            if let (Some(_), None, OutputMode::Detached { log_file }) =
+                (&options.output_dir, &options.detach_dir, &output)
+            {
+                tokio::spawn(tail::follow(
+                    tail::Follow {
+                        path: log_file.clone(),
+                        offset,
+                        service: name,
+                        pgid: pid,
+                        ready: spec.ready_line.then(|| ready.clone()),
+                    },
+                    bus.clone(),
+                ));
+            }
             if let Some(out) = child.stdout.take() {
                 tokio::spawn(pump_lines(
                     out,
@@ -431,16 +496,25 @@ async fn start_instance(
 /// opencode's ready line (`opencode server listening on …`).
 const OPENCODE_READY_PREFIX: &str = "opencode server listening on ";
 
-/// The life of one service: start, wait healthy, wait exit, restart with back-off.
-async fn run_service(
-    spec: ServiceSpec,
-    options: SupervisorOptions,
-    bus: EventBus,
+/// What a service's task shares with the supervisor and its [`Restarter`].
+struct Levers {
     pgid: Arc<AtomicU32>,
     sandbox: Arc<std::sync::Mutex<Option<Arc<dyn openwork_backends::SandboxHandle>>>>,
     stopping: Arc<AtomicBool>,
+    /// A person asked for a restart: the next exit starts a new instance at once, uncounted.
+    restart: Arc<AtomicBool>,
     exited: Arc<Notify>,
-) {
+}
+
+/// The life of one service: start, wait healthy, wait exit, restart with back-off.
+async fn run_service(spec: ServiceSpec, options: SupervisorOptions, bus: EventBus, levers: Levers) {
+    let Levers {
+        pgid,
+        sandbox,
+        stopping,
+        restart,
+        exited,
+    } = levers;
     let name = spec.name;
     let required = spec.required;
     let policy = options.restart;
@@ -554,15 +628,19 @@ async fn run_service(
             w.forget_sandbox(&backend.remover(&handle.id()));
         }
         exited.notify_waiters();
-        let expected = stopping.load(Ordering::SeqCst);
+        let stop = stopping.load(Ordering::SeqCst);
+        let requested = restart.swap(false, Ordering::SeqCst);
         bus.emit(ServiceEvent::Exited {
             service: name,
             status: exit,
             pid: (pid != 0).then_some(pid),
-            expected,
+            expected: stop || requested,
         });
-        if expected {
+        if stop {
             return;
+        }
+        if requested {
+            continue;
         }
         if options.detach_dir.is_some() {
             bus.emit(ServiceEvent::GaveUp {

@@ -3,8 +3,9 @@
 //! Threat addressed: orphaned processes. Each service is started as the leader of its own process
 //! group, so a stop signal reaches everything it started (opencode's LSP/MCP children included),
 //! and on Linux with `PR_SET_PDEATHSIG` so the kernel kills it if the orchestrator dies without
-//! cleaning up (SIGKILL, OOM). Detached services instead get their own session and no death
-//! signal, and write their output to files instead of pipes (a closed pipe must not kill them).
+//! cleaning up (SIGKILL, OOM). Detached services (and a dashboard run's, which may detach later)
+//! instead get their own session and no death signal, and write their output to files instead
+//! of pipes (a closed pipe must not kill them); for those the watchdog is the only guard.
 //!
 //! Left open: grandchildren of a service are not covered by the death signal when the
 //! orchestrator is SIGKILLed (only the group leader is); a normal stop signals the whole group.

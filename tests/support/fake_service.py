@@ -6,7 +6,9 @@ spawn grandchildren on purpose.
 
 Environment:
   FAKE_ROLE   opencode | server | router
-  FAKE_MODE   ok | crash-always | crash-once | hang-health | grandchild
+  FAKE_MODE   ok | crash-always | crash-once | hang-health | grandchild | flood
+  FAKE_FLOOD_LINES  lines printed by `flood` once listening (default 100000)
+  FAKE_FLOOD_RATE   lines per second of `flood` (default 0: as fast as the pipe takes them)
   FAKE_STATE  directory for the crash-once marker and the pid log (pids.txt)
 """
 import base64
@@ -92,6 +94,22 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(404, {"ok": False})
 
 
+def flood(lines, rate):
+    """Prints `lines` numbered lines, `rate` per second (0: unthrottled), then a done line."""
+    out = sys.stdout
+    start = time.monotonic()
+    batch = 100
+    for i in range(0, lines, batch):
+        out.write("".join(f"flood line {j} level=INFO some payload to make it a realistic length\n"
+                          for j in range(i, min(i + batch, lines))))
+        out.flush()
+        if rate > 0:
+            ahead = (i + batch) / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    print(f"flood done {lines}", flush=True)
+
+
 def main():
     os.makedirs(STATE, exist_ok=True)
     log_pid()
@@ -108,6 +126,9 @@ def main():
         print(f"opencode server listening on http://127.0.0.1:{port}", flush=True)
     else:
         print(f"fake {ROLE} listening on {port}", flush=True)
+    if MODE == "flood":
+        flood(int(os.environ.get("FAKE_FLOOD_LINES", "100000")),
+              float(os.environ.get("FAKE_FLOOD_RATE", "0")))
     crash = MODE == "crash-always"
     if MODE == "crash-once":
         marker = os.path.join(STATE, f"{ROLE}.crashed")
