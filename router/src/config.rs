@@ -458,6 +458,12 @@ impl Env for ProcessEnv {
     }
 }
 
+impl Env for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        BTreeMap::get(self, key).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
 impl Env for BTreeMap<&str, &str> {
     fn get(&self, key: &str) -> Option<String> {
         BTreeMap::get(self, key).map(|v| v.to_string())
