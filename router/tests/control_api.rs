@@ -12,7 +12,10 @@ async fn token_host_origin_and_content_type_are_enforced() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("ws");
     std::fs::create_dir_all(&root).unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let env = router_env(&tmp.path().join("data"), &root, &format!("http://{dead}"));
     let router = Router::start(env).await;
     let http = reqwest::Client::new();
@@ -28,7 +31,12 @@ async fn token_host_origin_and_content_type_are_enforced() {
     // No token, wrong token → 401.
     let r = http.get(router.url("/bindings")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = http.get(router.url("/bindings")).bearer_auth("nope").send().await.unwrap();
+    let r = http
+        .get(router.url("/bindings"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = http
         .post(router.url("/send"))
@@ -86,7 +94,15 @@ async fn token_host_origin_and_content_type_are_enforced() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = http.get(router.url("/bindings")).bearer_auth(&router.token).send().await.unwrap().json().await.unwrap();
+    let v: Value = http
+        .get(router.url("/bindings"))
+        .bearer_auth(&router.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["items"][0]["peerId"], "5");
 
     // A new Telegram identity is private: a pairing code comes back once; the token never does.
@@ -103,8 +119,19 @@ async fn token_host_origin_and_content_type_are_enforced() {
     assert_eq!(v["telegram"]["id"], "ws-one");
     assert_eq!(v["telegram"]["access"], "private");
     assert!(v["telegram"]["pairingCode"].as_str().unwrap().len() >= 10);
-    let list = http.get(router.url("/identities/telegram")).bearer_auth(&router.token).send().await.unwrap().text().await.unwrap();
-    assert!(list.contains("ws-one") && !list.contains("secret-token"), "{list}");
+    let list = http
+        .get(router.url("/identities/telegram"))
+        .bearer_auth(&router.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("ws-one") && !list.contains("secret-token"),
+        "{list}"
+    );
     let r = http
         .post(router.url("/identities/telegram"))
         .bearer_auth(&router.token)

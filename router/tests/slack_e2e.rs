@@ -42,12 +42,16 @@ async fn dm_and_mention_round_trips_and_reconnect() {
 
     // A DM round trip.
     let env1 = slack.push_dm("D1", "hello slack");
-    let p = slack.wait_for(WAIT, |p| p.text == "pong 1: hello slack").await;
+    let p = slack
+        .wait_for(WAIT, |p| p.text == "pong 1: hello slack")
+        .await;
     assert_eq!((p.channel.as_str(), p.thread_ts.as_deref()), ("D1", None));
 
     // A mention is answered in its thread.
     let ts = slack.push_mention("C9", "in a channel");
-    let p = slack.wait_for(WAIT, |p| p.text == "pong 1: in a channel").await;
+    let p = slack
+        .wait_for(WAIT, |p| p.text == "pong 1: in a channel")
+        .await;
     assert_eq!(p.channel, "C9");
     assert_eq!(p.thread_ts.as_deref(), Some(ts.as_str()));
 
@@ -56,7 +60,9 @@ async fn dm_and_mention_round_trips_and_reconnect() {
     slack.wait_connects(2, WAIT).await;
     router.wait_state("slack", "sl", "running", WAIT).await;
     slack.push_dm("D1", "after reconnect");
-    slack.wait_for(WAIT, |p| p.text == "pong 2: after reconnect").await;
+    slack
+        .wait_for(WAIT, |p| p.text == "pong 2: after reconnect")
+        .await;
     assert!(slack.state.opens.load(Ordering::SeqCst) >= 2);
     // Every envelope was acknowledged.
     assert!(slack.state.acks.lock().unwrap().contains(&env1));
