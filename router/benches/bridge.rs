@@ -31,6 +31,10 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+fn ms_signed(secs: f64) -> String {
+    format!("{:+.1} ms", secs * 1000.0)
+}
+
 fn main() {
     let Some(bin) = opencode_bin() else {
         eprintln!("skipped: OPENWORK_TEST_OPENCODE_BIN is not set");
@@ -80,7 +84,10 @@ async fn bench(bin: &std::path::Path, runs: usize) {
         .prompt(&dir, &session, "warm up", None)
         .await
         .unwrap();
-    let mut direct = Vec::new();
+    tg.push_text(1, "warm up");
+    tg.wait_for(1, WAIT, |t| t.ends_with("warm up")).await;
+    // Interleaved, so both paths see the same warm-up and the same session length.
+    let (mut direct, mut bridged) = (Vec::new(), Vec::new());
     for i in 0..runs {
         let t = Instant::now();
         let reply = client
@@ -89,13 +96,8 @@ async fn bench(bin: &std::path::Path, runs: usize) {
             .unwrap();
         direct.push(t.elapsed());
         assert!(reply.ends_with(&format!("direct {i}")), "{reply}");
-    }
 
-    // Through the bridge: message in at the Telegram stand-in → reply out at the stand-in.
-    tg.push_text(1, "warm up");
-    tg.wait_for(1, WAIT, |t| t.ends_with("warm up")).await;
-    let mut bridged = Vec::new();
-    for i in 0..runs {
+        // Message in at the Telegram stand-in → reply out at the stand-in.
         let text = format!("bridged {i}");
         let t = Instant::now();
         tg.push_text(1, &text);
@@ -140,10 +142,10 @@ async fn bench(bin: &std::path::Path, runs: usize) {
     );
     println!("  prompt straight to opencode (floor): {}", ms(d));
     println!(
-        "  Telegram message in -> reply out:     {}  ({:.2}x the floor, +{})",
+        "  Telegram message in -> reply out:     {}  ({:.2}x the floor, {})",
         ms(b),
         b.as_secs_f64() / d.as_secs_f64(),
-        ms(b.saturating_sub(d))
+        ms_signed(b.as_secs_f64() - d.as_secs_f64())
     );
     println!(
         "  sustained, one identity, through opencode ({chats} chats x {per_chat}): {agent_rate:.1} msg/s"
