@@ -104,6 +104,10 @@ pub struct PermissionAsked {
 pub enum Event {
     Connected,
     PermissionAsked(PermissionAsked),
+    /// A prompt was answered (by us, another client, or opencode itself).
+    PermissionReplied {
+        id: String,
+    },
     /// A tool part changed state.
     Tool {
         session_id: String,
@@ -398,6 +402,13 @@ pub fn parse_event(data: &str) -> Option<Event> {
                 .unwrap_or_default(),
             directory,
         })),
+        "permission.replied" => Some(Event::PermissionReplied {
+            id: props["requestID"]
+                .as_str()
+                .or_else(|| props["permissionID"].as_str())
+                .or_else(|| props["id"].as_str())?
+                .into(),
+        }),
         "message.part.updated" if props["part"]["type"] == "tool" => {
             let part = &props["part"];
             Some(Event::Tool {
@@ -432,6 +443,12 @@ mod tests {
             })
         );
         assert!(parse_event(r#"{"payload":{"type":"server.heartbeat"}}"#).is_none());
+        assert_eq!(
+            parse_event(
+                r#"{"payload":{"type":"permission.replied","properties":{"sessionID":"ses_1","requestID":"per_1","reply":"once"}}}"#
+            ),
+            Some(Event::PermissionReplied { id: "per_1".into() })
+        );
     }
 
     #[test]

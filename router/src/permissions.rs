@@ -69,6 +69,15 @@ impl Permissions {
         p
     }
 
+    /// Forgets a prompt answered elsewhere, so the chat is not left waiting for a yes/no.
+    fn forget(&self, id: &str) {
+        let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for q in map.values_mut() {
+            q.retain(|p| p.id != id);
+        }
+        map.retain(|_, q| !q.is_empty());
+    }
+
     fn has(&self, key: &ChatKey) -> bool {
         self.pending
             .lock()
@@ -206,6 +215,7 @@ pub async fn run_events(app: Arc<App>) {
                         let app = app.clone();
                         tokio::spawn(async move { on_asked(&app, ask).await });
                     }
+                    Event::PermissionReplied { id } => app.permissions.forget(&id),
                     Event::Tool {
                         session_id,
                         tool,
