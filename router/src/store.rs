@@ -117,7 +117,7 @@ impl Store {
     /// Opens (creating) the database at `path` in WAL mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            crate::config::create_private_dir(dir).map_err(|source| StoreError::Dir {
                 path: dir.display().to_string(),
                 source,
             })?;
@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn sessions_bindings_and_dedupe_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.db");
+        let path = dir.path().join("data/r.db");
         let k = ChatKey::new("telegram", "a", "42");
         {
             let s = Store::open(&path).unwrap();
@@ -399,6 +399,10 @@ mod tests {
             s.set_offset("telegram", "a", 8).unwrap();
         }
         let s = Store::open(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&path), 0o600);
         assert!(!s.first_sight("telegram", "a", "7").unwrap());
         assert_eq!(s.offset("telegram", "a").unwrap(), Some(8));
         assert_eq!(s.session(&k).unwrap().unwrap().session_id, "ses_1");
