@@ -35,7 +35,10 @@ pub struct TgState {
     pub get_updates_calls: AtomicUsize,
     limit_updates: AtomicU32,
     limit_send: AtomicU32,
-    not_before: Mutex<Option<Instant>>,
+    /// The retry_after deadline of the last 429, per method (Telegram limits sends and polling
+    /// separately).
+    not_before_updates: Mutex<Option<Instant>>,
+    not_before_send: Mutex<Option<Instant>>,
     /// Calls that ignored a 429's retry_after.
     pub early: AtomicUsize,
     pub limited: AtomicUsize,
@@ -140,9 +143,13 @@ fn ok(result: Value) -> Response {
     Json(json!({"ok": true, "result": result})).into_response()
 }
 
-fn limited(state: &TgState, counter: &AtomicU32) -> Option<Response> {
+fn limited(
+    state: &TgState,
+    counter: &AtomicU32,
+    not_before: &Mutex<Option<Instant>>,
+) -> Option<Response> {
     let now = Instant::now();
-    let mut nb = state.not_before.lock().unwrap();
+    let mut nb = not_before.lock().unwrap();
     if let Some(t) = *nb
         && now < t
     {
@@ -185,7 +192,7 @@ async fn call(
         }
         "getUpdates" => {
             state.get_updates_calls.fetch_add(1, Ordering::SeqCst);
-            if let Some(r) = limited(&state, &state.limit_updates) {
+            if let Some(r) = limited(&state, &state.limit_updates, &state.not_before_updates) {
                 return r;
             }
             let offset = v["offset"].as_i64().unwrap_or(0);
@@ -209,7 +216,7 @@ async fn call(
             }
         }
         "sendMessage" => {
-            if let Some(r) = limited(&state, &state.limit_send) {
+            if let Some(r) = limited(&state, &state.limit_send, &state.not_before_send) {
                 return r;
             }
             let chat_id = match &v["chat_id"] {
