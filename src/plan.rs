@@ -121,6 +121,8 @@ pub struct Credentials {
     pub opencode_username: String,
     /// opencode basic-auth password (256 random bytes, hex).
     pub opencode_password: String,
+    /// Bearer token of opencode-router's control API, shared with openwork-server (per run).
+    pub router_token: String,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -137,6 +139,7 @@ impl Credentials {
             self.host_token.clone(),
             self.opencode_username.clone(),
             self.opencode_password.clone(),
+            self.router_token.clone(),
         ]
     }
 }
@@ -247,6 +250,7 @@ impl RunPlan {
             )?,
             opencode_username: random_hex(256),
             opencode_password: random_hex(256),
+            router_token: random_hex(32),
         };
         let run_id = match &args.run_id {
             Some(id) => {

@@ -214,6 +214,11 @@ pub fn server_spec(plan: &RunPlan, set: &SidecarSet, ports: &Ports) -> ServiceSp
             "OPENCODE_ROUTER_HEALTH_PORT".into(),
             ports.router_health.to_string(),
         ));
+        // openwork-server's router routes call the router's control API with this token.
+        env.push((
+            "OPENCODE_ROUTER_TOKEN".into(),
+            plan.credentials.router_token.clone(),
+        ));
     }
     ServiceSpec {
         name: "openwork-server",
@@ -265,6 +270,8 @@ pub fn router_spec(plan: &RunPlan, router: &ResolvedSidecar, ports: &Ports) -> S
             "OPENCODE_ROUTER_DATA_DIR".into(),
             plan.data_dir.join("opencode-router").to_string(),
         ),
+        // The control API's bearer token (in the environment only, never on argv).
+        ("OPENCODE_ROUTER_TOKEN".into(), c.router_token.clone()),
     ]);
     ServiceSpec {
         name: "opencode-router",
