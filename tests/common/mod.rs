@@ -55,22 +55,12 @@ impl TestEnv {
         let mut cmd = Command::new(openwork_bin());
         cmd.args(args);
         let home = self.path("home");
+        // HOME/XDG under the private home and opencode's offline switches (npm registry on
+        // 127.0.0.1:9 so its plugin install fails fast): one list, shared with the testkit.
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("XDG_STATE_HOME", home.join(".local/state"))
+            .envs(openwork_testkit::opencode::isolated_env(&home))
             .env("OPENWORK_DATA_DIR", self.path("data"))
-            .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
-            .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
-            .env("OPENCODE_DISABLE_LSP_DOWNLOAD", "1")
-            .env("OPENCODE_DISABLE_SHARE", "1")
-            .env("OPENCODE_DISABLE_CLAUDE_CODE", "1")
-            .env("OPENCODE_DISABLE_EXTERNAL_SKILLS", "1")
-            // opencode installs plugins through npm at start: make that fail fast, offline.
-            .env("npm_config_registry", "http://127.0.0.1:9")
             .env("FAKE_STATE", self.path("state"))
             // Tests run in parallel: do not all compete for the default port 8787.
             .env("OPENWORK_PORT", free_port().to_string());
