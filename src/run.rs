@@ -300,7 +300,7 @@ async fn start_all(
         // through its API.
         program: match b.remover("") {
             openwork_backends::remover::Remover::Command { program, .. } => Some(program),
-            openwork_backends::remover::Remover::DockerApi { .. } => None,
+            _ => None,
         },
     });
     let opencode = match (&plan.sandbox, backend) {

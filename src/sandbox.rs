@@ -233,6 +233,7 @@ pub fn sandbox_spec(
         copy_auth_from: sb.copy_auth_from.clone(),
         owner: sb.owner.clone(),
         detach: plan.mode == RunMode::Detach,
+        gate: None,
     }
 }
 

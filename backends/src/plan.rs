@@ -135,6 +135,8 @@ pub struct SandboxSpec {
     pub copy_auth_from: Option<Utf8PathBuf>,
     pub owner: Owner,
     pub detach: bool,
+    /// The egress gate (`None`: the agent on the engine's default network, egress unrestricted).
+    pub gate: Option<crate::build::GateSpec>,
 }
 
 /// What a container is for.
@@ -217,9 +219,9 @@ pub struct SandboxPlan {
     pub name: String,
     pub detach: bool,
     pub agent: ContainerPlan,
-    /// The egress gate (planned; backends refuse a plan that has one until they can run it).
+    /// The egress gate (Docker runs it; Apple `container` refuses a plan that has one).
     pub gate: Option<ContainerPlan>,
-    /// Networks to create before the containers (planned, like the gate).
+    /// Networks to create before the containers.
     pub networks: Vec<NetworkPlan>,
 }
 

@@ -16,7 +16,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::build::{OpenworkMount, Staged, sandbox_plan};
+use crate::build::{OpenworkMount, Staged, gated_plan, sandbox_plan};
 use crate::elf::check_linux_executable;
 use crate::plan::{SandboxPlan, SandboxSpec};
 use crate::{BackendError, persist};
@@ -44,7 +44,11 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
         check_linux_executable(path, spec.arch)
             .map_err(|reason| BackendError::NotLinuxExecutable { binary, reason })?;
     }
-    let prepared = persist::prepare(&spec.persist_dir, spec.copy_auth_from.as_deref())?;
+    let prepared = persist::prepare(
+        &spec.persist_dir,
+        spec.copy_auth_from.as_deref(),
+        spec.gate.is_some(),
+    )?;
     let (opencode_dir, opencode_file) = isolate_opencode(&spec.opencode, &spec.persist_dir)?;
     let openwork = match kinds {
         MountKinds::FilesAndDirectories => OpenworkMount::File(spec.openwork.clone()),
@@ -57,7 +61,10 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
         opencode_file,
         openwork,
     };
-    let plan = sandbox_plan(spec, &staged);
+    let plan = match &spec.gate {
+        Some(gate) => gated_plan(spec, &staged, gate),
+        None => sandbox_plan(spec, &staged),
+    };
     if kinds == MountKinds::DirectoriesOnly {
         check_directories(&plan)?;
     }
