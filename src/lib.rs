@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod doctor;
+pub mod egress;
 pub mod init;
 pub mod logs;
 pub mod output;

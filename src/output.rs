@@ -26,6 +26,8 @@ pub struct Ready<'a> {
     pub workspace_id: Option<String>,
     pub openwork_version: Option<String>,
     pub opencode_version: Option<String>,
+    /// The sandbox's egress (sandbox runs only).
+    pub egress: Option<crate::egress::EgressReport>,
 }
 
 impl Ready<'_> {
@@ -95,6 +97,7 @@ impl Ready<'_> {
                 "hostToken": c.host_token,
                 "version": self.openwork_version,
             },
+            "sandbox": self.egress.as_ref().map(|e| json!({ "egress": e.json() })),
             "opencodeRouter": {
                 "enabled": p.router_enabled,
                 "running": self.router_running,
@@ -130,6 +133,9 @@ impl Ready<'_> {
         s.push_str(&format!("OpenCode: {}\n", self.opencode_url()));
         s.push_str(&format!("OpenCode connect URL: {}\n", self.opencode_url()));
         s.push_str("OpenCode auth: managed credentials configured (withheld from stdout)\n");
+        if let Some(e) = &self.egress {
+            s.push_str(&e.line());
+        }
         s.push_str(&format!("OpenWork server: {}\n", self.openwork_base_url()));
         s.push_str(&format!(
             "OpenWork connect URL: {}\n",

@@ -94,6 +94,8 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         verified,
         version_check,
         sandbox,
+        egress: _egress,
+        egress_report,
     } = match started {
         Ok(v) => v,
         Err(e) => {
@@ -118,6 +120,7 @@ pub async fn run(plan: RunPlan) -> anyhow::Result<ExitCode> {
         workspace_id: verified.workspace_id.clone(),
         openwork_version: verified.openwork_version.clone(),
         opencode_version: sidecars.opencode.version.clone(),
+        egress: egress_report,
     };
     // Every service is healthy here, so the table has each one's running instance. The record
     // is written before the ready output, which names the commands that read it.
@@ -270,6 +273,9 @@ struct Started {
     version_check: Option<VersionCheck>,
     /// The sandbox engine, for the run's record.
     sandbox: Option<SandboxRecord>,
+    /// The host side of the egress gate (kept for the whole run).
+    egress: Option<crate::egress::Egress>,
+    egress_report: Option<crate::egress::EgressReport>,
 }
 
 struct Verified {
@@ -303,13 +309,20 @@ async fn start_all(
             _ => None,
         },
     });
-    let opencode = match (&plan.sandbox, backend) {
+    let (opencode, egress, egress_report) = match (&plan.sandbox, backend) {
         (Some(sb), Some(backend)) => {
-            crate::sandbox::opencode_service(plan, sb, backend, &sidecars, &ports, sink).await?
+            let s = crate::sandbox::opencode_service(plan, sb, backend, &sidecars, &ports, sink)
+                .await?;
+            (s.spec, s.egress, Some(s.report))
         }
-        _ => opencode_spec(plan, &sidecars, &ports),
+        _ => (opencode_spec(plan, &sidecars, &ports), None, None),
     };
     supervisor.start(opencode).await?;
+    // opencode's health went through the gate's forward, so the gate is up: it must hold the
+    // keys and the policy before the run says it is ready.
+    if let Some(e) = &egress {
+        e.configured(Duration::from_secs(30)).await?;
+    }
     supervisor
         .start(server_spec(plan, &sidecars, &ports))
         .await?;
@@ -325,6 +338,8 @@ async fn start_all(
         verified,
         version_check,
         sandbox,
+        egress,
+        egress_report,
     })
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use camino::Utf8PathBuf;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use openwork_backends::apple::AppleContainerBackend;
 use openwork_backends::docker::{DockerBackend, EngineProbe};
@@ -20,7 +20,9 @@ use openwork_backends::elf::Arch;
 use openwork_backends::{OrphanSweep, SandboxBackend, SandboxSpec};
 
 use crate::cli::{SandboxArg, SourceArg};
+use crate::egress::EgressReport;
 use crate::logs::{LogSink, ORCHESTRATOR};
+use crate::plan::egress::{Egress, GatePlan};
 use crate::plan::{LayoutSource, RunMode, RunPlan, SandboxSettings};
 use crate::services::{Ports, SidecarSet, sandbox_opencode_spec};
 use crate::sidecars::{
@@ -28,6 +30,7 @@ use crate::sidecars::{
     SourcePolicy, Target,
 };
 use crate::supervisor::ServiceSpec;
+use openwork_backends::build::GateSpec;
 
 /// How to build the default image (shown when it is missing).
 pub const IMAGE_BUILD_HINT: &str =
@@ -189,6 +192,7 @@ pub fn sandbox_spec(
     opencode: &camino::Utf8Path,
     openwork: &camino::Utf8Path,
     ports: &Ports,
+    gate: Option<(&GatePlan, u16)>,
 ) -> SandboxSpec {
     let mut opencode_args = Vec::new();
     if let Some(level) = plan.opencode_log_level {
@@ -215,6 +219,10 @@ pub fn sandbox_spec(
         ("OPENWORK_SANDBOX_ENABLED".into(), "1".into()),
     ];
     agent_env.extend(sb.agent_env.iter().cloned());
+    let gate = gate.map(|(g, control_host_port)| {
+        agent_env = gated_agent_env(std::mem::take(&mut agent_env), g);
+        gate_spec(g, control_host_port)
+    });
     SandboxSpec {
         run_id: plan.run_id.clone(),
         workspace_id: crate::plan::workspace_id(&plan.workspace),
@@ -233,8 +241,98 @@ pub fn sandbox_spec(
         copy_auth_from: sb.copy_auth_from.clone(),
         owner: sb.owner.clone(),
         detach: plan.mode == RunMode::Detach,
-        gate: None,
+        gate,
     }
+}
+
+/// Ports of the gate inside its container.
+const GATE_PROXY: u16 = 3128;
+const GATE_INJECT: u16 = 3129;
+const GATE_CONTROL: u16 = 3130;
+
+/// The agent's environment behind the gate: the proxy for everything (`HTTP(S)_PROXY`, both
+/// spellings, which Bun's fetch honours), nothing proxied inside the run's network, and
+/// opencode's providers pointed at the gate's injection listener with placeholder keys, merged
+/// over the person's own `OPENCODE_CONFIG_CONTENT` (the fragment wins for those providers).
+pub fn gated_agent_env(mut env: Vec<(String, String)>, gate: &GatePlan) -> Vec<(String, String)> {
+    use openwork_backends::build::{AGENT_ALIAS, GATE_ALIAS};
+    let proxy = format!("http://{GATE_ALIAS}:{GATE_PROXY}");
+    // `gate` too: the providers' base URL is the gate's injection listener, reached directly.
+    let no_proxy = format!("localhost,127.0.0.1,{AGENT_ALIAS},{GATE_ALIAS}");
+    let mut config = env
+        .iter()
+        .find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT")
+        .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(v).ok())
+        .unwrap_or_else(|| json!({}));
+    crate::plan::egress::merge_json(
+        &mut config,
+        openwork_gate::opencode_config_fragment(
+            &format!("http://{GATE_ALIAS}:{GATE_INJECT}"),
+            gate.keys.providers(),
+        ),
+    );
+    const SET: [&str; 7] = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "OPENCODE_CONFIG_CONTENT",
+    ];
+    env.retain(|(k, _)| !SET.contains(&k.as_str()));
+    for k in &SET[..4] {
+        env.push((k.to_string(), proxy.clone()));
+    }
+    for k in &SET[4..6] {
+        env.push((k.to_string(), no_proxy.clone()));
+    }
+    env.push(("OPENCODE_CONFIG_CONTENT".into(), config.to_string()));
+    env
+}
+
+/// The gate's container: proxy, injection, control and the forward to opencode; its token and
+/// initial policy in its own environment.
+fn gate_spec(gate: &GatePlan, control_host_port: u16) -> GateSpec {
+    let port = openwork_backends::layout::OPENCODE_PORT;
+    GateSpec {
+        args: vec![
+            "--proxy".into(),
+            format!("0.0.0.0:{GATE_PROXY}"),
+            "--inject".into(),
+            format!("0.0.0.0:{GATE_INJECT}"),
+            "--control".into(),
+            format!("0.0.0.0:{GATE_CONTROL}"),
+            "--forward".into(),
+            format!(
+                "0.0.0.0:{port}={}:{port}",
+                openwork_backends::build::AGENT_ALIAS
+            ),
+        ],
+        env: vec![
+            (openwork_gate::TOKEN_ENV.into(), gate.token.clone()),
+            (
+                openwork_gate::POLICY_JSON_ENV.into(),
+                gate.policy.to_file_json().to_string(),
+            ),
+        ],
+        listen_port: port,
+        control_port: GATE_CONTROL,
+        control_host_port,
+        limits: openwork_backends::Limits {
+            memory_bytes: 256 * 1024 * 1024,
+            nano_cpus: 500_000_000,
+            pids: 128,
+            tmp_bytes: 16 * 1024 * 1024,
+        },
+    }
+}
+
+/// opencode's sandboxed service and, behind a gate, the host side of that gate.
+pub struct SandboxService {
+    pub spec: ServiceSpec,
+    pub egress: Option<crate::egress::Egress>,
+    pub report: EgressReport,
 }
 
 /// Has the backend prepare the sandbox (orphan sweep, binary checks, persist dir, staging) and
@@ -245,8 +343,8 @@ pub async fn opencode_service(
     backend: Arc<dyn SandboxBackend>,
     sidecars: &SidecarSet,
     ports: &Ports,
-    sink: &LogSink,
-) -> anyhow::Result<ServiceSpec> {
+    sink: &Arc<LogSink>,
+) -> anyhow::Result<SandboxService> {
     let openwork = openwork_exe(plan, sb, sink).await?;
     if sb.layout == LayoutSource::Downloaded {
         sink.info(
@@ -259,7 +357,61 @@ pub async fn opencode_service(
             }),
         );
     }
-    let spec = sandbox_spec(plan, sb, &sidecars.opencode.path, &openwork, ports);
+    let gate = match &sb.egress {
+        Egress::Gate(g) if backend.name() != "docker" => {
+            if g.explicit {
+                return Err(crate::plan::egress::EgressError::AppleEnforce.into());
+            }
+            None
+        }
+        Egress::Gate(g) => Some(g.as_ref()),
+        Egress::Open | Egress::NotEnforced => None,
+    };
+    let control_port = match gate {
+        Some(_) => {
+            crate::ports::free_port("127.0.0.1").context("choosing the gate's control port")?
+        }
+        None => 0,
+    };
+    let spec = sandbox_spec(
+        plan,
+        sb,
+        &sidecars.opencode.path,
+        &openwork,
+        ports,
+        gate.map(|g| (g, control_port)),
+    );
+    let report = egress_report(plan, sb, gate);
+    match report.mode {
+        "gate" => sink.info(
+            ORCHESTRATOR,
+            "Sandbox egress goes through the gate",
+            json!({ "policy": report.policy_file, "audit": report.audit_file, "injectedProviders": report.injected_providers }),
+        ),
+        "open" => sink.warn(
+            ORCHESTRATOR,
+            "SANDBOX EGRESS IS UNRESTRICTED (--sandbox-network open): the agent can reach any address",
+            Value::Null,
+        ),
+        _ => sink.warn(
+            ORCHESTRATOR,
+            "SANDBOX EGRESS IS NOT ENFORCED: Apple container has no egress fence yet; the agent can reach any address",
+            Value::Null,
+        ),
+    }
+    if let Some(g) = gate {
+        sink.add_secret(&g.token);
+        for c in &g.keys.credentials {
+            sink.add_secret(c.key.expose());
+        }
+        for (provider, why) in &g.keys.skipped {
+            sink.warn(
+                ORCHESTRATOR,
+                "A provider login of the host is not injected by the gate",
+                json!({ "provider": provider, "why": why }),
+            );
+        }
+    }
     let prepared = backend.prepare(&spec).await?;
     match &prepared.orphans {
         OrphanSweep::Removed(removed) if !removed.is_empty() => sink.warn(
@@ -285,7 +437,40 @@ pub async fn opencode_service(
         "Starting sandbox",
         json!({ "backend": backend.name(), "container": splan.name, "image": splan.agent.image }),
     );
-    Ok(sandbox_opencode_spec(plan, backend, splan, ports))
+    let egress = gate.map(|g| {
+        crate::egress::Egress::start(
+            g,
+            control_port,
+            plan.run_dir().join(crate::egress::AUDIT_FILE),
+            sink.clone(),
+        )
+    });
+    Ok(SandboxService {
+        spec: sandbox_opencode_spec(plan, backend, splan, ports),
+        egress,
+        report,
+    })
+}
+
+/// What the run's output says about the sandbox's egress.
+fn egress_report(plan: &RunPlan, sb: &SandboxSettings, gate: Option<&GatePlan>) -> EgressReport {
+    match gate {
+        Some(g) => EgressReport {
+            mode: "gate",
+            policy_file: Some(g.policy_path.display().to_string()),
+            audit_file: Some(plan.run_dir().join(crate::egress::AUDIT_FILE).to_string()),
+            injected_providers: g.keys.providers().map(str::to_string).collect(),
+        },
+        None => EgressReport {
+            mode: match sb.egress {
+                Egress::Open => "open",
+                _ => "not-enforced",
+            },
+            policy_file: None,
+            audit_file: None,
+            injected_providers: vec![],
+        },
+    }
 }
 
 #[cfg(test)]
@@ -332,7 +517,14 @@ mod tests {
             ],
         );
         let sb = p.sandbox.as_ref().unwrap();
-        let spec = sandbox_spec(&p, sb, "/c/oc/opencode".into(), "/c/ow".into(), &PORTS);
+        let spec = sandbox_spec(
+            &p,
+            sb,
+            "/c/oc/opencode".into(),
+            "/c/ow".into(),
+            &PORTS,
+            None,
+        );
         assert_eq!(
             spec.opencode_args,
             ["--log-level", "DEBUG", "--cors", "https://a.example"]
