@@ -54,6 +54,8 @@ pub enum Command {
     Logs(crate::runs::logs::LogsArgs),
     /// Run `opencode attach` against a run's opencode (credentials through the environment).
     Attach(crate::runs::attach::AttachArgs),
+    /// The sandbox's egress policy: `show` the effective one, `check` a file.
+    Policy(crate::policy::PolicyArgs),
     /// Run openwork-server (the remote-control API). Same as invoking this binary as `openwork-server`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Server {

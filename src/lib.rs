@@ -14,6 +14,7 @@ pub mod init;
 pub mod logs;
 pub mod output;
 pub mod plan;
+pub mod policy;
 pub mod ports;
 pub mod run;
 pub mod runs;

@@ -143,6 +143,44 @@ fn engine(call: &'static str) -> impl Fn(bollard::errors::Error) -> BackendError
     }
 }
 
+/// Stops and removes everything labelled with `run_id` (containers, then networks): the rest of
+/// a gated run once its agent is gone (`openwork stop` of a detached run).
+pub async fn remove_run(
+    docker: &Docker,
+    run_id: &str,
+    grace: Duration,
+) -> Result<(), BackendError> {
+    let filters: HashMap<String, Vec<String>> = HashMap::from([(
+        "label".to_string(),
+        vec![
+            format!("{}=true", crate::label::MANAGED),
+            format!("{}={run_id}", crate::label::RUN_ID),
+        ],
+    )]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers: Vec<String> = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(engine("list containers"))?
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect();
+    let nets = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let networks: Vec<String> = docker
+        .list_networks(Some(nets))
+        .await
+        .map_err(engine("list networks"))?
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    network::teardown(docker, &containers, &networks, grace).await
+}
+
 /// The Docker engine backend.
 pub struct DockerBackend {
     docker: Docker,
