@@ -550,4 +550,53 @@ mod tests {
         }
         assert!(get("OPENWORK_TOKEN").is_none() && get("OPENWORK_HOST_TOKEN").is_none());
     }
+
+    #[test]
+    fn behind_the_gate_the_agent_gets_the_proxy_and_placeholders_merged_over_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(dir.path(), &[]);
+        let sb = p.sandbox.as_ref().unwrap();
+        let crate::plan::egress::Egress::Gate(gate) = &sb.egress else {
+            panic!("docker enforces by default")
+        };
+        let mut gate = gate.as_ref().clone();
+        gate.keys = openwork_gate::inject::discover(None, None, |k| {
+            (k == "OPENAI_API_KEY").then(|| "sk-real-openai-key".to_string())
+        });
+        let person = json!({"provider": {"openai": {"models": {"m": {}}}}, "model": "openai/m"});
+        let env = gated_agent_env(
+            vec![
+                ("HTTP_PROXY".into(), "http://elsewhere:1".into()),
+                ("OPENCODE_CONFIG_CONTENT".into(), person.to_string()),
+            ],
+            &gate,
+        );
+        let get = |k: &str| {
+            env.iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("HTTP_PROXY"), ["http://gate:3128"]);
+        assert_eq!(get("https_proxy"), ["http://gate:3128"]);
+        assert_eq!(get("NO_PROXY"), ["localhost,127.0.0.1,opencode,gate"]);
+        let config: Value = serde_json::from_str(&get("OPENCODE_CONFIG_CONTENT")[0]).unwrap();
+        assert_eq!(config["model"], "openai/m");
+        assert!(config["provider"]["openai"]["models"]["m"].is_object());
+        assert_eq!(
+            config["provider"]["openai"]["options"]["baseURL"],
+            "http://gate:3129/p/openai"
+        );
+        assert!(!env.iter().any(|(_, v)| v.contains("sk-real-openai-key")));
+        let spec = gate_spec(&gate, 45000);
+        assert_eq!(
+            spec.args.join(" "),
+            "--proxy 0.0.0.0:3128 --inject 0.0.0.0:3129 --control 0.0.0.0:3130 --forward 0.0.0.0:4096=opencode:4096"
+        );
+        assert_eq!(
+            spec.env[0],
+            ("OPENWORK_GATE_TOKEN".into(), gate.token.clone())
+        );
+        assert_eq!(spec.control_host_port, 45000);
+    }
 }

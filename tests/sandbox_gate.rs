@@ -343,7 +343,10 @@ fn gated_run_fences_the_agent_injects_the_key_and_reloads_the_policy() {
     );
     // The gate answers the CONNECT with 403: Bun reports it as the response or as an error;
     // either way the audit below shows the CONNECT, so Bun used HTTPS_PROXY.
-    assert!(out.contains("status 403") || out.contains("refused"), "{out}");
+    assert!(
+        out.contains("status 403") || out.contains("refused"),
+        "{out}"
+    );
 
     // A real opencode turn: the stand-in sees the REAL key, put in by the gate.
     let reply = tokio::runtime::Builder::new_current_thread()
