@@ -416,7 +416,7 @@ pub async fn opencode_service(
     match &prepared.orphans {
         OrphanSweep::Removed(removed) if !removed.is_empty() => sink.warn(
             ORCHESTRATOR,
-            "Removed sandbox containers left behind by a killed run",
+            "Removed sandbox containers and networks left behind by a killed run",
             json!({ "containers": removed }),
         ),
         OrphanSweep::Removed(_) => {}

@@ -463,6 +463,44 @@ fn sigkill_of_the_orchestrator_removes_gate_agent_and_networks() {
 }
 
 #[test]
+fn orphaned_gate_agent_and_networks_are_removed_by_the_next_run() {
+    let _serial = serial();
+    let env = TestEnv::new();
+    let _guard = ContainerGuard("openwork-gate-orphan".into());
+    let _next = ContainerGuard("openwork-gate-next".into());
+    let policy = env.path("policy.json");
+    let mut run = Running::spawn(gated_cmd(&env, "gate-orphan", &policy, &[]));
+    run.wait_for("Egress: gate", LONG);
+    // The watchdog dies first, then the orchestrator: nothing cleans up.
+    common::kill_watchdog(run.pid());
+    run.signal(libc::SIGKILL);
+    run.wait_exit(Duration::from_secs(20));
+    assert!(common::container_exists("openwork-gate-orphan-gate"));
+    assert_eq!(
+        docker(&["network", "inspect", "openwork-gate-orphan-internal"]).0,
+        0
+    );
+    let out = gated_cmd(&env, "gate-next", &policy, &["--check"])
+        .output()
+        .unwrap();
+    let text = common::all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for name in [
+        "openwork-gate-orphan",
+        "openwork-gate-orphan-gate",
+        "openwork-gate-orphan-internal",
+        "openwork-gate-orphan-egress",
+    ] {
+        assert!(text.contains(name), "{name} not reported: {text}");
+    }
+    assert!(!common::container_exists("openwork-gate-orphan-gate"));
+    assert_ne!(
+        docker(&["network", "inspect", "openwork-gate-orphan-egress"]).0,
+        0
+    );
+}
+
+#[test]
 fn open_network_runs_without_a_gate_and_says_so_loudly() {
     let _serial = serial();
     let env = TestEnv::new();
@@ -535,4 +573,51 @@ fn bad_egress_input_is_a_usage_error_naming_the_fix() {
 
     let (code, out) = run(&["--sandbox-network", "open", "--sandbox-allow", "pypi.org"]);
     assert_eq!(code, Some(2), "{out}");
+
+    // `openwork policy check` lists every problem; `show` prints the effective policy.
+    std::fs::write(
+        &policy,
+        json!({"allow": ["*", "localhost:8080"], "mode": "block"}).to_string(),
+    )
+    .unwrap();
+    let out = env
+        .openwork(&["policy", "check", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = common::all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for needle in ["allow[0]", "allow[1]", "mode", "3 problem"] {
+        assert!(text.contains(needle), "{needle} missing: {text}");
+    }
+    std::fs::write(
+        &policy,
+        json!({"defaults": false, "allow": ["api.github.com"]}).to_string(),
+    )
+    .unwrap();
+    let out = env
+        .openwork(&["policy", "check", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::all_output(&out));
+    let out = env
+        .openwork(&[
+            "policy",
+            "show",
+            "--sandbox-policy",
+            policy.to_str().unwrap(),
+            "--sandbox-allow",
+            "pypi.org",
+        ])
+        .output()
+        .unwrap();
+    let text = common::all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("api.github.com") && text.contains("pypi.org"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("api.anthropic.com"),
+        "defaults: false: {text}"
+    );
 }
