@@ -1,5 +1,6 @@
-//! Sandbox start-up benchmark: `openwork serve --sandbox docker` to ready (and `--check` to its
-//! exit) next to the floor measured in the same run — a bare `docker run` of the same image
+//! Sandbox start-up benchmark: `openwork serve --sandbox docker` to ready, with the egress gate
+//! (the default) and with `--sandbox-network open`, and `--check` to its exit, next to the floor
+//! measured in the same run — a bare `docker run` of the same image
 //! starting the same opencode until its health answers — and their ratio. Times are printed,
 //! never asserted.
 //!
@@ -21,16 +22,23 @@ use std::time::{Duration, Instant};
 
 const IMAGE: &str = "openwork-sandbox:bookworm-1";
 
-/// Removes a container whatever happens.
+/// Removes a container (and of a gated run its gate and networks) whatever happens.
 struct Guard(String);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = Command::new("docker")
-            .args(["rm", "-f", &self.0])
+            .args(["rm", "-f", &self.0, &format!("{}-gate", self.0)])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        for net in ["internal", "egress"] {
+            let _ = Command::new("docker")
+                .args(["network", "rm", &format!("{}-{net}", self.0)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -118,11 +126,19 @@ fn openwork_cmd(openwork: &Path, opencode: &Path, root: &Path, run_id: &str) -> 
     cmd
 }
 
-/// `openwork serve --sandbox docker` → its ready block; then SIGTERM and wait.
-fn orchestrator(openwork: &Path, opencode: &Path, root: &Path, i: usize) -> Duration {
-    let run_id = format!("apl-bench-{}-{i}", std::process::id());
+/// `openwork serve --sandbox docker [--sandbox-network NETWORK]` → its ready block; then SIGTERM
+/// and wait.
+fn orchestrator(
+    openwork: &Path,
+    opencode: &Path,
+    root: &Path,
+    i: usize,
+    network: &str,
+) -> Duration {
+    let run_id = format!("apl-bench-{network}-{}-{i}", std::process::id());
     let _guard = Guard(format!("openwork-{run_id}"));
     let mut cmd = openwork_cmd(openwork, opencode, root, &run_id);
+    cmd.args(["--sandbox-network", network]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap();
@@ -180,26 +196,46 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
     // Warm-up of both (page cache, image layers, opencode's first-run files in /persist).
     bare_docker(&opencode, 0);
-    orchestrator(&openwork, &opencode, root.path(), 0);
-    let (mut bare, mut orch, mut check) = (Vec::new(), Vec::new(), Vec::new());
+    orchestrator(&openwork, &opencode, root.path(), 0, "enforce");
+    let (mut bare, mut orch, mut open, mut check) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 1..=runs {
         bare.push(bare_docker(&opencode, i));
-        orch.push(orchestrator(&openwork, &opencode, root.path(), i));
+        orch.push(orchestrator(
+            &openwork,
+            &opencode,
+            root.path(),
+            i,
+            "enforce",
+        ));
+        open.push(orchestrator(&openwork, &opencode, root.path(), i, "open"));
         check.push(orchestrator_check(&openwork, &opencode, root.path(), i));
     }
-    let (b, o, c) = (median(bare), median(orch), median(check));
+    let (b, o, n, c) = (median(bare), median(orch), median(open), median(check));
     println!("sandbox benchmark ({runs} runs each, medians; image {IMAGE})");
     println!(
         "  bare docker run → opencode healthy:          {:>7.0} ms (floor)",
         ms(b)
     );
     println!(
-        "  openwork serve --sandbox docker → ready:     {:>7.0} ms",
+        "  openwork serve --sandbox docker → ready:     {:>7.0} ms (egress gate)",
         ms(o)
     );
     println!(
-        "  ratio openwork / floor:                      {:>7.2}x",
+        "  … --sandbox-network open → ready:            {:>7.0} ms (no gate)",
+        ms(n)
+    );
+    println!(
+        "  ratio gated / floor:                         {:>7.2}x",
         o.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "  ratio open / floor:                          {:>7.2}x",
+        n.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "  ratio gated / open (the gate's cost):        {:>7.2}x",
+        o.as_secs_f64() / n.as_secs_f64()
     );
     println!(
         "  openwork serve --sandbox docker --check:     {:>7.0} ms (start, checks, stop, removal)",

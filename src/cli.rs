@@ -54,6 +54,8 @@ pub enum Command {
     Logs(crate::runs::logs::LogsArgs),
     /// Run `opencode attach` against a run's opencode (credentials through the environment).
     Attach(crate::runs::attach::AttachArgs),
+    /// The sandbox's egress policy: `show` the effective one, `check` a file.
+    Policy(crate::policy::PolicyArgs),
     /// Run openwork-server (the remote-control API). Same as invoking this binary as `openwork-server`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Server {
@@ -146,6 +148,15 @@ pub enum SandboxArg {
     Docker,
     /// Apple's `container` CLI.
     Container,
+}
+
+/// Egress of a sandbox (`--sandbox-network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxNetworkArg {
+    /// Through the egress gate: default-deny policy, provider keys injected.
+    Enforce,
+    /// No gate: unrestricted outbound network.
+    Open,
 }
 
 /// Source of the sandbox's Linux binaries.
@@ -451,6 +462,26 @@ pub struct StartArgs {
     /// Extra mount `host:sub[:ro|rw]` (sandbox mode; repeatable).
     #[arg(long, env = "OPENWORK_SANDBOX_MOUNT", value_name = "SPEC")]
     pub sandbox_mount: Vec<String>,
+
+    /// Egress of the sandbox: enforce (the egress gate: default with Docker) or open (no gate;
+    /// unrestricted outbound network). Apple `container` is "not enforced" and refuses enforce.
+    #[arg(long, env = "OPENWORK_SANDBOX_NETWORK", value_enum, ignore_case = true)]
+    pub sandbox_network: Option<SandboxNetworkArg>,
+
+    /// The egress policy file (default ~/.config/openwork/sandbox-policy.json; schema in
+    /// gate/README.md). Edits apply to the running gate.
+    #[arg(long, env = "OPENWORK_SANDBOX_POLICY", value_name = "FILE")]
+    pub sandbox_policy: Option<std::path::PathBuf>,
+
+    /// Allow HOST[:PORT] (port 443 by default) through the egress gate for this run
+    /// (repeatable; the variable takes a comma list).
+    #[arg(
+        long,
+        env = "OPENWORK_SANDBOX_ALLOW",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub sandbox_allow: Vec<String>,
 
     /// Apple `container` CLI to run for `--sandbox container` (default: `container` on PATH, macOS
     /// on Apple silicon only). On other hosts only a test double of that CLI can be given here.

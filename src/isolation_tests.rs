@@ -24,6 +24,7 @@ fn settings(uid: u32, choice: UserChoice) -> SandboxSettings {
             boot_id: "b".into(),
         },
         agent_env: vec![],
+        egress: crate::plan::egress::Egress::Open,
     }
 }
 

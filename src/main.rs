@@ -58,6 +58,7 @@ fn main() -> ExitCode {
             );
         }
         Some(Command::Doctor(a)) => return doctor_command(&a),
+        Some(Command::Policy(a)) => return openwork::policy::run(&a),
         Some(Command::Ps(a)) => {
             return openwork::runs::run_command(async move { openwork::runs::ps::run(&a).await });
         }

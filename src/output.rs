@@ -28,6 +28,8 @@ pub struct Ready<'a> {
     pub opencode_version: Option<String>,
     /// The sandbox's isolation as read back (sandboxed runs).
     pub isolation: Option<&'a crate::isolation::Report>,
+    /// The sandbox's egress (sandbox runs only).
+    pub egress: Option<crate::egress::EgressReport>,
 }
 
 impl Ready<'_> {
@@ -102,6 +104,7 @@ impl Ready<'_> {
                 "image": sb.image,
                 "user": { "uid": sb.user.uid, "gid": sb.user.gid, "rule": sb.user.choice.as_str() },
                 "strict": sb.strict,
+                "egress": self.egress.as_ref().map(|e| e.json()),
                 "isolation": self.isolation.map(|r| r.json()),
             })),
             "opencodeRouter": {
@@ -139,6 +142,9 @@ impl Ready<'_> {
         s.push_str(&format!("OpenCode: {}\n", self.opencode_url()));
         s.push_str(&format!("OpenCode connect URL: {}\n", self.opencode_url()));
         s.push_str("OpenCode auth: managed credentials configured (withheld from stdout)\n");
+        if let Some(e) = &self.egress {
+            s.push_str(&e.line());
+        }
         s.push_str(&format!("OpenWork server: {}\n", self.openwork_base_url()));
         s.push_str(&format!(
             "OpenWork connect URL: {}\n",

@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::cli::{ApprovalMode, LogFormat, OpencodeLogLevel, SourceArg, StartArgs};
 use crate::secrets::{random_hex, random_uuid};
 
+pub mod egress;
 mod sandbox;
 use sandbox::sandbox_settings;
 pub use sandbox::{
@@ -85,6 +86,8 @@ pub enum PlanError {
         value: String,
         reason: &'static str,
     },
+    #[error("{0}")]
+    Egress(#[from] egress::EgressError),
     #[error("--{flag} needs --sandbox docker|container|auto")]
     SandboxOnly { flag: &'static str },
     #[error(

@@ -138,6 +138,8 @@ async fn run_supervised(
         version_check,
         sandbox,
         isolation,
+        egress: _egress,
+        egress_report,
     } = match started {
         Ok(v) => v,
         Err(e) => {
@@ -164,6 +166,7 @@ async fn run_supervised(
         openwork_version: verified.openwork_version.clone(),
         opencode_version: sidecars.opencode.version.clone(),
         isolation: isolation.as_ref(),
+        egress: egress_report,
     };
     // Every service is healthy here, so the table has each one's running instance. The record
     // is written before the ready output, which names the commands that read it.
@@ -358,6 +361,9 @@ struct Started {
     sandbox: Option<SandboxRecord>,
     /// What the sandbox's isolation read back as.
     isolation: Option<crate::isolation::Report>,
+    /// The host side of the egress gate (kept for the whole run).
+    egress: Option<crate::egress::Egress>,
+    egress_report: Option<crate::egress::EgressReport>,
 }
 
 struct Verified {
@@ -389,7 +395,7 @@ async fn start_all(
         // through its API.
         program: match b.remover("") {
             openwork_backends::remover::Remover::Command { program, .. } => Some(program),
-            openwork_backends::remover::Remover::DockerApi { .. } => None,
+            _ => None,
         },
         isolation: None,
     });
@@ -400,20 +406,25 @@ async fn start_all(
         )),
         _ => None,
     };
-    let isolation = match sandboxed {
+    let (isolation, egress, egress_report) = match sandboxed {
         Some((sb, service)) => {
             if let (Some(g), Ok(mut list)) = (service.git_guard.clone(), guards.lock()) {
                 list.push(g);
             }
-            let spec = service.service.clone();
-            supervisor.start(spec).await?;
-            Some(crate::sandbox::isolation_report(&service, sb, sink).await?)
+            supervisor.start(service.spec.clone()).await?;
+            // opencode's health went through the gate's forward, so the gate is up: it must
+            // hold the keys and the policy before the run says it is ready.
+            if let Some(e) = &service.egress {
+                e.configured(Duration::from_secs(30)).await?;
+            }
+            let report = crate::sandbox::isolation_report(&service, sb, sink).await?;
+            (Some(report), service.egress, Some(service.report))
         }
         None => {
             supervisor
                 .start(opencode_spec(plan, &sidecars, &ports))
                 .await?;
-            None
+            (None, None, None)
         }
     };
     supervisor
@@ -432,6 +443,8 @@ async fn start_all(
         version_check,
         sandbox,
         isolation,
+        egress,
+        egress_report,
     })
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use camino::Utf8PathBuf;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use openwork_backends::apple::AppleContainerBackend;
 use openwork_backends::docker::{DockerBackend, EngineProbe};
@@ -20,7 +20,9 @@ use openwork_backends::elf::Arch;
 use openwork_backends::{OrphanSweep, SandboxBackend, SandboxSpec};
 
 use crate::cli::{SandboxArg, SourceArg};
+use crate::egress::EgressReport;
 use crate::logs::{LogSink, ORCHESTRATOR};
+use crate::plan::egress::{Egress, GatePlan};
 use crate::plan::{LayoutSource, RunMode, RunPlan, SandboxSettings};
 use crate::services::{Ports, SidecarSet, sandbox_opencode_spec};
 use crate::sidecars::{
@@ -28,6 +30,7 @@ use crate::sidecars::{
     SourcePolicy, Target,
 };
 use crate::supervisor::ServiceSpec;
+use openwork_backends::build::GateSpec;
 
 /// How to build the default image (shown when it is missing).
 pub const IMAGE_BUILD_HINT: &str =
@@ -189,6 +192,7 @@ pub fn sandbox_spec(
     opencode: &camino::Utf8Path,
     openwork: &camino::Utf8Path,
     ports: &Ports,
+    gate: Option<(&GatePlan, u16)>,
 ) -> SandboxSpec {
     let mut opencode_args = Vec::new();
     if let Some(level) = plan.opencode_log_level {
@@ -215,6 +219,10 @@ pub fn sandbox_spec(
         ("OPENWORK_SANDBOX_ENABLED".into(), "1".into()),
     ];
     agent_env.extend(sb.agent_env.iter().cloned());
+    let gate = gate.map(|(g, control_host_port)| {
+        agent_env = gated_agent_env(std::mem::take(&mut agent_env), g);
+        gate_spec(g, control_host_port)
+    });
     SandboxSpec {
         run_id: plan.run_id.clone(),
         workspace_id: crate::plan::workspace_id(&plan.workspace),
@@ -233,13 +241,100 @@ pub fn sandbox_spec(
         copy_auth_from: sb.copy_auth_from.clone(),
         owner: sb.owner.clone(),
         detach: plan.mode == RunMode::Detach,
+        gate,
         git_guard: sb.git_guard.clone(),
     }
 }
 
-/// A prepared sandbox: opencode's service and what the run reads back and cleans up later.
+/// Ports of the gate inside its container.
+const GATE_PROXY: u16 = 3128;
+const GATE_INJECT: u16 = 3129;
+const GATE_CONTROL: u16 = 3130;
+
+/// The agent's environment behind the gate: the proxy for everything (`HTTP(S)_PROXY`, both
+/// spellings, which Bun's fetch honours), nothing proxied inside the run's network, and
+/// opencode's providers pointed at the gate's injection listener with placeholder keys, merged
+/// over the person's own `OPENCODE_CONFIG_CONTENT` (the fragment wins for those providers).
+pub fn gated_agent_env(mut env: Vec<(String, String)>, gate: &GatePlan) -> Vec<(String, String)> {
+    use openwork_backends::build::{AGENT_ALIAS, GATE_ALIAS};
+    let proxy = format!("http://{GATE_ALIAS}:{GATE_PROXY}");
+    // `gate` too: the providers' base URL is the gate's injection listener, reached directly.
+    let no_proxy = format!("localhost,127.0.0.1,{AGENT_ALIAS},{GATE_ALIAS}");
+    let mut config = env
+        .iter()
+        .find(|(k, _)| k == "OPENCODE_CONFIG_CONTENT")
+        .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(v).ok())
+        .unwrap_or_else(|| json!({}));
+    crate::plan::egress::merge_json(
+        &mut config,
+        openwork_gate::opencode_config_fragment(
+            &format!("http://{GATE_ALIAS}:{GATE_INJECT}"),
+            gate.keys.providers(),
+        ),
+    );
+    const SET: [&str; 7] = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "OPENCODE_CONFIG_CONTENT",
+    ];
+    env.retain(|(k, _)| !SET.contains(&k.as_str()));
+    for k in &SET[..4] {
+        env.push((k.to_string(), proxy.clone()));
+    }
+    for k in &SET[4..6] {
+        env.push((k.to_string(), no_proxy.clone()));
+    }
+    env.push(("OPENCODE_CONFIG_CONTENT".into(), config.to_string()));
+    env
+}
+
+/// The gate's container: proxy, injection, control and the forward to opencode; its token and
+/// initial policy in its own environment.
+fn gate_spec(gate: &GatePlan, control_host_port: u16) -> GateSpec {
+    let port = openwork_backends::layout::OPENCODE_PORT;
+    GateSpec {
+        args: vec![
+            "--proxy".into(),
+            format!("0.0.0.0:{GATE_PROXY}"),
+            "--inject".into(),
+            format!("0.0.0.0:{GATE_INJECT}"),
+            "--control".into(),
+            format!("0.0.0.0:{GATE_CONTROL}"),
+            "--forward".into(),
+            format!(
+                "0.0.0.0:{port}={}:{port}",
+                openwork_backends::build::AGENT_ALIAS
+            ),
+        ],
+        env: vec![
+            (openwork_gate::TOKEN_ENV.into(), gate.token.clone()),
+            (
+                openwork_gate::POLICY_JSON_ENV.into(),
+                gate.policy.to_file_json().to_string(),
+            ),
+        ],
+        listen_port: port,
+        control_port: GATE_CONTROL,
+        control_host_port,
+        limits: openwork_backends::Limits {
+            memory_bytes: 256 * 1024 * 1024,
+            nano_cpus: 500_000_000,
+            pids: 128,
+            tmp_bytes: 16 * 1024 * 1024,
+        },
+    }
+}
+
+/// opencode's sandboxed service and, behind a gate, the host side of that gate; with what the
+/// run reads back (isolation) and cleans up later (the git guard).
 pub struct SandboxService {
-    pub service: ServiceSpec,
+    pub spec: ServiceSpec,
+    pub egress: Option<crate::egress::Egress>,
+    pub report: EgressReport,
     pub backend: Arc<dyn SandboxBackend>,
     /// The agent's container.
     pub container: String,
@@ -247,15 +342,15 @@ pub struct SandboxService {
     pub credentials_copied: Vec<String>,
 }
 
-/// Has the backend prepare the sandbox (orphan sweep, binary checks, persist dir, staging, git
-/// guard) and returns opencode's sandboxed service.
+/// Has the backend prepare the sandbox (orphan sweep, binary checks, persist dir, staging) and
+/// returns opencode's sandboxed service.
 pub async fn opencode_service(
     plan: &RunPlan,
     sb: &SandboxSettings,
     backend: Arc<dyn SandboxBackend>,
     sidecars: &SidecarSet,
     ports: &Ports,
-    sink: &LogSink,
+    sink: &Arc<LogSink>,
 ) -> anyhow::Result<SandboxService> {
     let openwork = openwork_exe(plan, sb, sink).await?;
     if sb.layout == LayoutSource::Downloaded {
@@ -269,12 +364,66 @@ pub async fn opencode_service(
             }),
         );
     }
-    let spec = sandbox_spec(plan, sb, &sidecars.opencode.path, &openwork, ports);
+    let gate = match &sb.egress {
+        Egress::Gate(g) if backend.name() != "docker" => {
+            if g.explicit {
+                return Err(crate::plan::egress::EgressError::AppleEnforce.into());
+            }
+            None
+        }
+        Egress::Gate(g) => Some(g.as_ref()),
+        Egress::Open | Egress::NotEnforced => None,
+    };
+    let control_port = match gate {
+        Some(_) => {
+            crate::ports::free_port("127.0.0.1").context("choosing the gate's control port")?
+        }
+        None => 0,
+    };
+    let spec = sandbox_spec(
+        plan,
+        sb,
+        &sidecars.opencode.path,
+        &openwork,
+        ports,
+        gate.map(|g| (g, control_port)),
+    );
+    let report = egress_report(plan, sb, gate);
+    match report.mode {
+        "gate" => sink.info(
+            ORCHESTRATOR,
+            "Sandbox egress goes through the gate",
+            json!({ "policy": report.policy_file, "audit": report.audit_file, "injectedProviders": report.injected_providers }),
+        ),
+        "open" => sink.warn(
+            ORCHESTRATOR,
+            "SANDBOX EGRESS IS UNRESTRICTED (--sandbox-network open): the agent can reach any address",
+            Value::Null,
+        ),
+        _ => sink.warn(
+            ORCHESTRATOR,
+            "SANDBOX EGRESS IS NOT ENFORCED: Apple container has no egress fence yet; the agent can reach any address",
+            Value::Null,
+        ),
+    }
+    if let Some(g) = gate {
+        sink.add_secret(&g.token);
+        for c in &g.keys.credentials {
+            sink.add_secret(c.key.expose());
+        }
+        for (provider, why) in &g.keys.skipped {
+            sink.warn(
+                ORCHESTRATOR,
+                "A provider login of the host is not injected by the gate",
+                json!({ "provider": provider, "why": why }),
+            );
+        }
+    }
     let prepared = backend.prepare(&spec).await?;
     match &prepared.orphans {
         OrphanSweep::Removed(removed) if !removed.is_empty() => sink.warn(
             ORCHESTRATOR,
-            "Removed sandbox containers left behind by a killed run",
+            "Removed sandbox containers and networks left behind by a killed run",
             json!({ "containers": removed }),
         ),
         OrphanSweep::Removed(_) => {}
@@ -303,9 +452,19 @@ pub async fn opencode_service(
         "Starting sandbox",
         json!({ "backend": backend.name(), "container": splan.name, "image": splan.agent.image }),
     );
+    let egress = gate.map(|g| {
+        crate::egress::Egress::start(
+            g,
+            control_port,
+            plan.run_dir().join(crate::egress::AUDIT_FILE),
+            sink.clone(),
+        )
+    });
     let container = splan.agent.name.clone();
     Ok(SandboxService {
-        service: sandbox_opencode_spec(plan, backend.clone(), splan, ports),
+        spec: sandbox_opencode_spec(plan, backend.clone(), splan, ports),
+        egress,
+        report,
         backend,
         container,
         git_guard: prepared.git_guard,
@@ -320,23 +479,30 @@ pub async fn isolation_report(
     sb: &SandboxSettings,
     sink: &LogSink,
 ) -> anyhow::Result<crate::isolation::Report> {
-    use crate::isolation::{Credentials, Egress, Expected, Status, judge};
+    use crate::isolation::{Credentials, Egress as IsolationEgress, Expected, Status, judge};
     let facts = sandbox
         .backend
         .isolation_facts(&sandbox.container)
         .await
         .map_err(|e| e.to_string());
-    let credentials = if sandbox.credentials_copied.is_empty() {
-        Credentials::None
-    } else {
+    let egress = match sandbox.report.mode {
+        "gate" => IsolationEgress::Gate,
+        "open" => IsolationEgress::Open,
+        _ => IsolationEgress::NotEnforced,
+    };
+    let credentials = if !sandbox.credentials_copied.is_empty() {
         Credentials::Copied(sandbox.credentials_copied.clone())
+    } else if egress == IsolationEgress::Gate && !sandbox.report.injected_providers.is_empty() {
+        Credentials::Injected(sandbox.report.injected_providers.clone())
+    } else {
+        Credentials::None
     };
     let report = judge(
         &facts,
         &Expected {
             settings: sb,
             git_guard: sandbox.git_guard.as_ref(),
-            egress: Egress::NotEnforced,
+            egress,
             credentials,
         },
     );
@@ -360,6 +526,27 @@ pub async fn isolation_report(
         return Err(anyhow!(refusal));
     }
     Ok(report)
+}
+
+/// What the run's output says about the sandbox's egress.
+fn egress_report(plan: &RunPlan, sb: &SandboxSettings, gate: Option<&GatePlan>) -> EgressReport {
+    match gate {
+        Some(g) => EgressReport {
+            mode: "gate",
+            policy_file: Some(g.policy_path.display().to_string()),
+            audit_file: Some(plan.run_dir().join(crate::egress::AUDIT_FILE).to_string()),
+            injected_providers: g.keys.providers().map(str::to_string).collect(),
+        },
+        None => EgressReport {
+            mode: match sb.egress {
+                Egress::Open => "open",
+                _ => "not-enforced",
+            },
+            policy_file: None,
+            audit_file: None,
+            injected_providers: vec![],
+        },
+    }
 }
 
 #[cfg(test)]
@@ -406,7 +593,14 @@ mod tests {
             ],
         );
         let sb = p.sandbox.as_ref().unwrap();
-        let spec = sandbox_spec(&p, sb, "/c/oc/opencode".into(), "/c/ow".into(), &PORTS);
+        let spec = sandbox_spec(
+            &p,
+            sb,
+            "/c/oc/opencode".into(),
+            "/c/ow".into(),
+            &PORTS,
+            None,
+        );
         assert_eq!(
             spec.opencode_args,
             ["--log-level", "DEBUG", "--cors", "https://a.example"]
@@ -431,5 +625,54 @@ mod tests {
             assert_ne!(v, &p.credentials.host_token);
         }
         assert!(get("OPENWORK_TOKEN").is_none() && get("OPENWORK_HOST_TOKEN").is_none());
+    }
+
+    #[test]
+    fn behind_the_gate_the_agent_gets_the_proxy_and_placeholders_merged_over_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(dir.path(), &[]);
+        let sb = p.sandbox.as_ref().unwrap();
+        let crate::plan::egress::Egress::Gate(gate) = &sb.egress else {
+            panic!("docker enforces by default")
+        };
+        let mut gate = gate.as_ref().clone();
+        gate.keys = openwork_gate::inject::discover(None, None, |k| {
+            (k == "OPENAI_API_KEY").then(|| "sk-real-openai-key".to_string())
+        });
+        let person = json!({"provider": {"openai": {"models": {"m": {}}}}, "model": "openai/m"});
+        let env = gated_agent_env(
+            vec![
+                ("HTTP_PROXY".into(), "http://elsewhere:1".into()),
+                ("OPENCODE_CONFIG_CONTENT".into(), person.to_string()),
+            ],
+            &gate,
+        );
+        let get = |k: &str| {
+            env.iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("HTTP_PROXY"), ["http://gate:3128"]);
+        assert_eq!(get("https_proxy"), ["http://gate:3128"]);
+        assert_eq!(get("NO_PROXY"), ["localhost,127.0.0.1,opencode,gate"]);
+        let config: Value = serde_json::from_str(&get("OPENCODE_CONFIG_CONTENT")[0]).unwrap();
+        assert_eq!(config["model"], "openai/m");
+        assert!(config["provider"]["openai"]["models"]["m"].is_object());
+        assert_eq!(
+            config["provider"]["openai"]["options"]["baseURL"],
+            "http://gate:3129/p/openai"
+        );
+        assert!(!env.iter().any(|(_, v)| v.contains("sk-real-openai-key")));
+        let spec = gate_spec(&gate, 45000);
+        assert_eq!(
+            spec.args.join(" "),
+            "--proxy 0.0.0.0:3128 --inject 0.0.0.0:3129 --control 0.0.0.0:3130 --forward 0.0.0.0:4096=opencode:4096"
+        );
+        assert_eq!(
+            spec.env[0],
+            ("OPENWORK_GATE_TOKEN".into(), gate.token.clone())
+        );
+        assert_eq!(spec.control_host_port, 45000);
     }
 }

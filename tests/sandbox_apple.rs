@@ -91,6 +91,9 @@ fn a_container_killed_from_outside_is_an_exit_and_is_restarted() {
     let _guard = ContainerGuard(name.into());
     let mut run = Running::spawn(serve(&env, "apl-crash", &["--no-opencode-router"]));
     run.wait_for("OpenWork orchestrator running", LONG);
+    // No egress fence on Apple container yet: the run says so, loudly.
+    run.wait_for("Egress: NOT ENFORCED", LONG);
+    assert!(run.output().contains("SANDBOX EGRESS IS NOT ENFORCED"));
     let killed = std::process::Command::new("docker")
         .args(["kill", name])
         .output()
@@ -176,6 +179,27 @@ fn container_without_the_cli_on_linux_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("macOS with Apple silicon"), "{stderr}");
     assert!(stderr.contains("--sandbox docker"), "{stderr}");
+
+    // Asking Apple container to enforce egress is a clear usage error, before anything runs.
+    let out = env
+        .openwork(&[
+            "serve",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--sandbox",
+            "container",
+            "--sandbox-network",
+            "enforce",
+            "--check",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not available with Apple `container`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@
 //! of the agent's environment. Both are built with the same user, limits and labels, so hardening
 //! and orphan handling cannot differ between them by accident.
 //!
-//! Left open: nothing launches the gate or creates networks yet ([`gated_plan`] describes them;
-//! backends refuse such a plan), so today the agent has the engine's default outbound network.
+//! Left open: a spec without a gate ([`sandbox_plan`]) leaves the agent on the engine's default
+//! network with unrestricted outbound access (`--sandbox-network open`, Apple `container`).
 
 use camino::Utf8PathBuf;
 
@@ -43,7 +43,7 @@ pub struct Staged {
     pub tools_dir: Option<Utf8PathBuf>,
 }
 
-/// The egress gate of a run (planned): `openwork gate <args>` on the agent's internal network
+/// The egress gate of a run: `openwork gate <args>` on the agent's internal network
 /// and an outbound one, publishing the run's host port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateSpec {
@@ -53,6 +53,10 @@ pub struct GateSpec {
     pub env: Vec<(String, String)>,
     /// Port the gate listens on inside its container (published on 127.0.0.1:`host_port`).
     pub listen_port: u16,
+    /// The gate's control API port inside its container, published on
+    /// 127.0.0.1:`control_host_port` (the host drives the gate through it).
+    pub control_port: u16,
+    pub control_host_port: u16,
     pub limits: crate::plan::Limits,
 }
 
@@ -219,7 +223,10 @@ pub fn gate_container(
         env: gate.env.clone(),
         workdir: "/".into(),
         mounts: vec![openwork_bind(staged)],
-        ports: vec![loopback(spec.host_port, gate.listen_port)],
+        ports: vec![
+            loopback(spec.host_port, gate.listen_port),
+            loopback(gate.control_host_port, gate.control_port),
+        ],
         networks: vec![
             NetworkAttachment {
                 network: internal.name.clone(),
@@ -291,6 +298,7 @@ pub(crate) mod fixtures {
             },
             detach: false,
             git_guard: crate::plan::GitGuardMode::Off,
+            gate: None,
         }
     }
 
@@ -316,6 +324,8 @@ pub(crate) mod fixtures {
             args: vec!["--listen".into(), "0.0.0.0:8080".into()],
             env: vec![("GATE_POLICY".into(), "deny".into())],
             listen_port: 8080,
+            control_port: 3130,
+            control_host_port: 41001,
             limits: Limits {
                 memory_bytes: 256 * 1024 * 1024,
                 nano_cpus: 500_000_000,
@@ -394,7 +404,7 @@ mod tests {
         assert_eq!(targets(g), [("/opt/openwork/openwork", true)]);
         assert_eq!(g.env, [("GATE_POLICY".to_string(), "deny".to_string())]);
         assert_eq!(g.limits.pids, 64);
-        assert_eq!(g.ports, [loopback(41000, 8080)]);
+        assert_eq!(g.ports, [loopback(41000, 8080), loopback(41001, 3130)]);
         assert_eq!(g.labels[label::ROLE], "gate");
         assert_eq!(g.labels[label::RUN_ID], "r1");
         // Networks: the agent alone on the internal one, nothing published; the gate on both.

@@ -142,6 +142,12 @@ pub async fn stop_and_remove(
     match engine {
         Engine::Docker => {
             let docker = docker().await?;
+            // A gated run's gate and networks carry the agent's run-id label: they go too.
+            let run_id = docker
+                .inspect_container(name, None)
+                .await
+                .ok()
+                .and_then(|i| i.config?.labels?.get(crate::label::RUN_ID).cloned());
             let t = i32::try_from(secs).unwrap_or(10);
             let opts = StopContainerOptionsBuilder::default().t(t).build();
             match docker.stop_container(name, Some(opts)).await {
@@ -150,11 +156,15 @@ pub async fn stop_and_remove(
                 _ => {}
             }
             let rm = RemoveContainerOptionsBuilder::default().force(true).build();
-            match docker.remove_container(name, Some(rm)).await {
+            let removed = match docker.remove_container(name, Some(rm)).await {
                 Ok(()) => Ok(true),
                 Err(e) if is_missing(&e) => Ok(true),
                 Err(e) => Err(engine_error("remove container")(e)),
+            };
+            if let Some(run_id) = run_id {
+                crate::docker::remove_run(&docker, &run_id, grace).await?;
             }
+            removed
         }
         Engine::Apple { program } => {
             if state(engine, name).await? == ContainerState::Missing {

@@ -189,4 +189,9 @@ pub trait SandboxBackend: Send + Sync {
     fn stop_command(&self, plan: &SandboxPlan) -> String;
     /// How the watchdog force-removes `container` if the orchestrator dies without cleaning up.
     fn remover(&self, container: &str) -> remover::Remover;
+    /// How the watchdog force-removes everything `plan` creates (a gated plan: the gate and the
+    /// networks too).
+    fn plan_remover(&self, plan: &SandboxPlan) -> remover::Remover {
+        self.remover(&plan.name)
+    }
 }

@@ -186,13 +186,31 @@ pub struct Prepared {
 pub fn prepare(
     persist: &Utf8Path,
     host_opencode_data: Option<&Utf8Path>,
+    keys_injected: bool,
 ) -> Result<Prepared, BackendError> {
     for dir in LAYOUT {
         open_dir_beneath(persist, dir)?;
     }
     let mut prepared = Prepared::default();
+    if keys_injected {
+        // The gate injects the provider keys: the agent must not find them in /persist, not
+        // even in a copy an earlier ungated run left there.
+        let dir = open_dir_beneath(persist, ".local/share/opencode")?;
+        match nix::unistd::unlinkat(&dir, "auth.json", nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => {
+                return Err(err(
+                    &persist.join(".local/share/opencode/auth.json"),
+                    std::io::Error::from(e),
+                ));
+            }
+        }
+    }
     if let Some(src_dir) = host_opencode_data {
-        for name in AUTH_FILES {
+        let names = AUTH_FILES
+            .iter()
+            .filter(|n| !(keys_injected && **n == "auth.json"));
+        for name in names {
             let src = src_dir.join(name);
             let bytes = match std::fs::read(&src) {
                 Ok(b) => b,
@@ -248,7 +266,7 @@ mod tests {
         std::fs::write(host.join("auth.json"), "{\"k\":1}").unwrap();
         std::fs::write(host.join("opencode.db"), "sessions").unwrap();
         let persist = utf8(&t.path().join("persist"));
-        let p = prepare(&persist, Some(&host)).unwrap();
+        let p = prepare(&persist, Some(&host), false).unwrap();
         assert_eq!(p.copied, vec!["auth.json"]);
         let copied = persist.join(".local/share/opencode/auth.json");
         assert_eq!(std::fs::read_to_string(&copied).unwrap(), "{\"k\":1}");
@@ -259,6 +277,11 @@ mod tests {
         );
         assert!(!persist.join(".local/share/opencode/opencode.db").exists());
         assert!(persist.join(".tmp").is_dir());
+        // With the gate injecting keys: no auth.json, and the earlier copy is gone.
+        std::fs::write(host.join("mcp-auth.json"), "{}").unwrap();
+        let p = prepare(&persist, Some(&host), true).unwrap();
+        assert_eq!(p.copied, vec!["mcp-auth.json"]);
+        assert!(!copied.exists());
     }
 
     #[test]
@@ -272,7 +295,7 @@ mod tests {
         let host = utf8(&t.path().join("host"));
         std::fs::create_dir_all(&host).unwrap();
         std::fs::write(host.join("auth.json"), "secret").unwrap();
-        let e = prepare(&persist, Some(&host)).unwrap_err();
+        let e = prepare(&persist, Some(&host), false).unwrap_err();
         assert!(e.to_string().contains(".local"), "{e}");
         assert!(
             matches!(
@@ -296,7 +319,7 @@ mod tests {
         let victim = utf8(&t.path().join("victim"));
         std::fs::write(&victim, "host file").unwrap();
         let persist = utf8(&t.path().join("persist"));
-        prepare(&persist, None).unwrap();
+        prepare(&persist, None, false).unwrap();
         std::os::unix::fs::symlink(&victim, persist.join(".local/share/opencode/auth.json"))
             .unwrap();
         write_beneath(&persist, ".local/share/opencode", "auth.json", b"new").unwrap();

@@ -143,6 +143,8 @@ pub struct SandboxSpec {
     pub detach: bool,
     /// Whether the workspace's git metadata is guarded (see [`crate::git_guard`]).
     pub git_guard: GitGuardMode,
+    /// The egress gate (`None`: the agent on the engine's default network, egress unrestricted).
+    pub gate: Option<crate::build::GateSpec>,
 }
 
 /// Whether (and with which host git) the workspace's git metadata is guarded.
@@ -236,9 +238,9 @@ pub struct SandboxPlan {
     pub name: String,
     pub detach: bool,
     pub agent: ContainerPlan,
-    /// The egress gate (planned; backends refuse a plan that has one until they can run it).
+    /// The egress gate (Docker runs it; Apple `container` refuses a plan that has one).
     pub gate: Option<ContainerPlan>,
-    /// Networks to create before the containers (planned, like the gate).
+    /// Networks to create before the containers.
     pub networks: Vec<NetworkPlan>,
 }
 

@@ -16,7 +16,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::build::{OpenworkMount, Staged, sandbox_plan};
+use crate::build::{OpenworkMount, Staged, gated_plan, sandbox_plan};
 use crate::elf::check_linux_executable;
 use crate::git_guard::{self, GitGuard};
 use crate::plan::{GitGuardMode, SandboxPlan, SandboxSpec};
@@ -47,7 +47,11 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
         check_linux_executable(path, spec.arch)
             .map_err(|reason| BackendError::NotLinuxExecutable { binary, reason })?;
     }
-    let prepared = persist::prepare(&spec.persist_dir, spec.copy_auth_from.as_deref())?;
+    let prepared = persist::prepare(
+        &spec.persist_dir,
+        spec.copy_auth_from.as_deref(),
+        spec.gate.is_some(),
+    )?;
     give_persist_dir_to_the_agent(spec)?;
     let (opencode_dir, opencode_file) = isolate_opencode(&spec.opencode, &spec.persist_dir)?;
     let openwork = match kinds {
@@ -78,7 +82,10 @@ pub fn prepare(spec: &SandboxSpec, kinds: MountKinds) -> Result<HostPrepared, Ba
         git_guard: git_guard.clone(),
         tools_dir,
     };
-    let plan = sandbox_plan(spec, &staged);
+    let plan = match &spec.gate {
+        Some(gate) => gated_plan(spec, &staged, gate),
+        None => sandbox_plan(spec, &staged),
+    };
     if kinds == MountKinds::DirectoriesOnly {
         check_directories(&plan)?;
     }

@@ -14,6 +14,11 @@ use serde_json::{Value, json};
 pub enum Remover {
     /// `DELETE /containers/<name>?force=true` through the Docker API (`DOCKER_HOST` honoured).
     DockerApi { name: String },
+    /// A gated Docker sandbox: its containers (agent, gate), then its networks, through the API.
+    DockerSandbox {
+        containers: Vec<String>,
+        networks: Vec<String>,
+    },
     /// A command line, e.g. Apple's `container delete --force <name>`.
     Command { program: PathBuf, args: Vec<String> },
 }
@@ -23,6 +28,10 @@ impl Remover {
     pub fn to_line(&self) -> String {
         match self {
             Remover::DockerApi { name } => json!({ "docker": name }).to_string(),
+            Remover::DockerSandbox {
+                containers,
+                networks,
+            } => json!({ "dockerContainers": containers, "dockerNetworks": networks }).to_string(),
             Remover::Command { program, args } => {
                 json!({ "program": program.to_string_lossy(), "args": args }).to_string()
             }
@@ -35,6 +44,21 @@ impl Remover {
         if let Some(name) = v["docker"].as_str() {
             return Some(Remover::DockerApi {
                 name: name.to_string(),
+            });
+        }
+        let strings = |key: &str| -> Option<Vec<String>> {
+            v[key]
+                .as_array()?
+                .iter()
+                .map(|a| a.as_str().map(str::to_string))
+                .collect()
+        };
+        if let (Some(containers), Some(networks)) =
+            (strings("dockerContainers"), strings("dockerNetworks"))
+        {
+            return Some(Remover::DockerSandbox {
+                containers,
+                networks,
             });
         }
         let program = v["program"].as_str()?;
@@ -66,6 +90,28 @@ impl Remover {
                 };
                 let _ = tokio::time::timeout(Duration::from_secs(20), work).await;
             }
+            Remover::DockerSandbox {
+                containers,
+                networks,
+            } => {
+                let Ok(docker) = bollard::Docker::connect_with_defaults() else {
+                    return;
+                };
+                let work = async {
+                    let docker = docker.negotiate_version().await.ok()?;
+                    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .build();
+                    for name in containers {
+                        let _ = docker.remove_container(name, Some(opts.clone())).await;
+                    }
+                    for name in networks {
+                        let _ = docker.remove_network(name).await;
+                    }
+                    Some(())
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(20), work).await;
+            }
             Remover::Command { program, args } => {
                 let run = tokio::process::Command::new(program)
                     .args(args)
@@ -89,6 +135,10 @@ mod tests {
         for r in [
             Remover::DockerApi {
                 name: "openwork-x".into(),
+            },
+            Remover::DockerSandbox {
+                containers: vec!["openwork-x".into(), "openwork-x-gate".into()],
+                networks: vec!["openwork-x-internal".into(), "openwork-x-egress".into()],
             },
             Remover::Command {
                 program: "/opt/bin/container cli".into(),

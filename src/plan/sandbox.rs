@@ -48,6 +48,8 @@ pub struct SandboxSettings {
     pub owner: Owner,
     /// The person's environment for opencode: passed-through variables and git identity.
     pub agent_env: Vec<(String, String)>,
+    /// The sandbox's outbound network: the egress gate, open, or not enforced.
+    pub egress: super::egress::Egress,
 }
 
 /// Why the agent runs as the uid it does.
@@ -297,6 +299,35 @@ pub(super) fn sandbox_settings(
             host_git: which::which("git").ok(),
         }
     };
+    let env = |k: &str| std::env::var(k).ok();
+    let config_home = std::env::var("XDG_CONFIG_HOME")
+        .ok()
+        .filter(|x| !x.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(&home).join(".config"));
+    let egress = super::egress::egress(
+        args.sandbox,
+        args.sandbox_network,
+        &args.sandbox_allow,
+        &super::egress::HostInputs {
+            home: std::path::Path::new(&home),
+            cwd: &std::env::current_dir().map_err(|source| PlanError::WorkspaceUnreadable {
+                path: ".".into(),
+                source,
+            })?,
+            policy_override: args.sandbox_policy.as_deref(),
+            // `--no-sandbox-auth-copy`: the host's opencode logins are not used at all.
+            auth_json: copy_auth_from
+                .as_ref()
+                .and_then(|d| super::egress::read_json(d.join("auth.json").as_std_path())),
+            opencode_config: super::egress::host_opencode_config(
+                &config_home,
+                workspace.as_std_path(),
+                &env,
+            ),
+            env: &env,
+        },
+    )?;
     let mut agent_env = passthrough_env(std::env::vars());
     agent_env.extend(git_identity(|k| std::env::var(k).ok(), host_git_config));
     let cwd = std::env::current_dir().map_err(|source| PlanError::WorkspaceUnreadable {
@@ -355,6 +386,7 @@ pub(super) fn sandbox_settings(
         strict: args.sandbox_strict,
         owner: Owner::current(),
         agent_env,
+        egress,
     }))
 }
 

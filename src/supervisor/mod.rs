@@ -556,10 +556,10 @@ async fn run_service(spec: ServiceSpec, options: SupervisorOptions, bus: EventBu
                 if let Ok(mut slot) = sandbox.lock() {
                     *slot = Some(handle.clone());
                 }
-                if let (Some(w), Launch::Sandbox { backend, .. }) =
+                if let (Some(w), Launch::Sandbox { backend, plan }) =
                     (&options.watchdog, &spec.launch)
                 {
-                    w.watch_sandbox(&backend.remover(&handle.id()));
+                    w.watch_sandbox(&backend.plan_remover(plan));
                 }
                 bus.emit(ServiceEvent::Spawned {
                     service: name,
@@ -622,10 +622,10 @@ async fn run_service(spec: ServiceSpec, options: SupervisorOptions, bus: EventBu
             }
         }
         if let Ok(mut slot) = sandbox.lock()
-            && let Some(handle) = slot.take()
-            && let (Some(w), Launch::Sandbox { backend, .. }) = (&options.watchdog, &spec.launch)
+            && slot.take().is_some()
+            && let (Some(w), Launch::Sandbox { backend, plan }) = (&options.watchdog, &spec.launch)
         {
-            w.forget_sandbox(&backend.remover(&handle.id()));
+            w.forget_sandbox(&backend.plan_remover(plan));
         }
         exited.notify_waiters();
         let stop = stopping.load(Ordering::SeqCst);

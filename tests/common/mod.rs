@@ -256,12 +256,21 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Removes a test's Docker container whatever happens.
+/// Removes a test's Docker sandbox whatever happens: the agent's container and, of a gated run,
+/// the gate and the run's networks.
 pub struct ContainerGuard(pub String);
 
 impl Drop for ContainerGuard {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        let gate = format!("{}-gate", self.0);
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.0, &gate])
+            .output();
+        for suffix in ["internal", "egress"] {
+            let _ = Command::new("docker")
+                .args(["network", "rm", &format!("{}-{suffix}", self.0)])
+                .output();
+        }
     }
 }
 

@@ -7,9 +7,13 @@
 //! [`spec::hardening_checks`] did not stick, the container is removed and the run refuses to
 //! start. Orphans of a killed orchestrator are found by label and removed by the next run.
 //!
-//! Left open: the default bridge network gives the agent outbound network access (it needs its
-//! model provider); egress filtering is not done here.
+//! A gated plan (the egress gate) is carried out by [`network`]: the run's networks, the gate, then
+//! the agent, each verified before it starts, all removed together.
+//!
+//! Left open: a plan without a gate (`--sandbox-network open`) puts the agent on the default
+//! bridge network, with unrestricted outbound access.
 
+mod network;
 pub mod read_back;
 pub mod socket_probe;
 pub mod spec;
@@ -23,7 +27,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
@@ -140,6 +144,44 @@ fn engine(call: &'static str) -> impl Fn(bollard::errors::Error) -> BackendError
     }
 }
 
+/// Stops and removes everything labelled with `run_id` (containers, then networks): the rest of
+/// a gated run once its agent is gone (`openwork stop` of a detached run).
+pub async fn remove_run(
+    docker: &Docker,
+    run_id: &str,
+    grace: Duration,
+) -> Result<(), BackendError> {
+    let filters: HashMap<String, Vec<String>> = HashMap::from([(
+        "label".to_string(),
+        vec![
+            format!("{}=true", crate::label::MANAGED),
+            format!("{}={run_id}", crate::label::RUN_ID),
+        ],
+    )]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers: Vec<String> = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(engine("list containers"))?
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect();
+    let nets = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let networks: Vec<String> = docker
+        .list_networks(Some(nets))
+        .await
+        .map_err(engine("list networks"))?
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    network::teardown(docker, &containers, &networks, grace).await
+}
+
 /// The Docker engine backend.
 pub struct DockerBackend {
     docker: Docker,
@@ -170,12 +212,6 @@ impl DockerBackend {
     }
 
     async fn launch_inner(&self, plan: &SandboxPlan) -> Result<DockerHandle, BackendError> {
-        if plan.gate.is_some() || !plan.networks.is_empty() {
-            return Err(BackendError::NotSupported {
-                backend: "docker",
-                what: "an egress gate",
-            });
-        }
         let agent = &plan.agent;
         if let Err(e) = self.docker.inspect_image(&agent.image).await {
             return Err(match e {
@@ -188,49 +224,35 @@ impl DockerBackend {
                 other => engine("inspect image")(other),
             });
         }
-        // A container of the same name is a leftover of this run id: replace it.
-        self.remove(&agent.name).await;
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
-            .name(&agent.name)
-            .build();
-        self.docker
-            .create_container(Some(options), spec::create_body(agent))
-            .await
-            .map_err(engine("create container"))?;
-        if let Err(e) = self.verify(agent).await {
-            self.remove(&agent.name).await;
-            return Err(e);
-        }
-        if let Err(e) = self.docker.start_container(&agent.name, None).await {
-            self.remove(&agent.name).await;
-            return Err(engine("start container")(e));
-        }
-        Ok(DockerHandle {
+        // Created in order: networks, the gate (the way in and out), the agent. Removed in
+        // reverse, also when a step fails, so a failed launch leaves nothing behind.
+        let handle = DockerHandle {
             docker: self.docker.clone(),
             name: agent.name.clone(),
+            gate: plan.gate.as_ref().map(|g| g.name.clone()),
+            networks: plan.networks.iter().map(|n| n.name.clone()).collect(),
             detached: Arc::new(AtomicBool::new(plan.detach)),
             logs_taken: false,
-        })
-    }
-
-    /// Inspects the created container; every hardening setting must have stuck.
-    async fn verify(&self, plan: &crate::ContainerPlan) -> Result<(), BackendError> {
-        let inspect = self
-            .docker
-            .inspect_container(&plan.name, None)
-            .await
-            .map_err(engine("inspect container"))?;
-        for check in spec::hardening_checks(plan) {
-            let got = spec::observed(&inspect, check.setting);
-            if got != check.wanted {
-                return Err(BackendError::HardeningNotApplied {
-                    setting: check.setting,
-                    wanted: check.wanted,
-                    got,
-                });
+        };
+        let steps = async {
+            // Leftovers of this run id (a crashed attempt) go first.
+            network::remove_container(&self.docker, &agent.name).await;
+            if let Some(gate) = &plan.gate {
+                network::remove_container(&self.docker, &gate.name).await;
             }
+            for n in &plan.networks {
+                network::create_network(&self.docker, n).await?;
+            }
+            if let Some(gate) = &plan.gate {
+                network::create_and_start(&self.docker, gate).await?;
+            }
+            network::create_and_start(&self.docker, agent).await
+        };
+        if let Err(e) = steps.await {
+            let _ = handle.teardown(Duration::from_secs(1)).await;
+            return Err(e);
         }
-        Ok(())
+        Ok(handle)
     }
 }
 
@@ -276,6 +298,7 @@ impl SandboxBackend for DockerBackend {
                 .await
                 .map_err(engine("list containers"))?;
             let mut removed = Vec::new();
+            // Gates before the networks they hold (agents and gates alike carry the labels).
             for c in list {
                 let labels = c.labels.unwrap_or_default();
                 if !is_orphan(|k| labels.get(k).cloned()) {
@@ -294,6 +317,7 @@ impl SandboxBackend for DockerBackend {
                 self.remove(&name).await;
                 removed.push(name);
             }
+            removed.extend(network::remove_orphan_networks(&self.docker).await?);
             Ok(removed)
         })
     }
@@ -307,14 +331,37 @@ impl SandboxBackend for DockerBackend {
             name: container.to_string(),
         }
     }
+
+    fn plan_remover(&self, plan: &SandboxPlan) -> crate::remover::Remover {
+        if plan.gate.is_none() && plan.networks.is_empty() {
+            return self.remover(&plan.name);
+        }
+        crate::remover::Remover::DockerSandbox {
+            containers: std::iter::once(plan.agent.name.clone())
+                .chain(plan.gate.as_ref().map(|g| g.name.clone()))
+                .collect(),
+            networks: plan.networks.iter().map(|n| n.name.clone()).collect(),
+        }
+    }
 }
 
-/// A running container.
+/// A running sandbox: the agent's container, and in a gated run the gate and the networks.
 pub struct DockerHandle {
     docker: Docker,
+    /// The agent's container (whose exit is the sandbox's).
     name: String,
+    /// The gate's container, if any.
+    gate: Option<String>,
+    /// The run's networks, removed after the containers.
+    networks: Vec<String>,
     detached: Arc<AtomicBool>,
     logs_taken: bool,
+}
+
+impl DockerHandle {
+    fn teardown(&self, grace: Duration) -> BoxFuture<'static, Result<(), BackendError>> {
+        SandboxHandle::stop(self, grace)
+    }
 }
 
 impl SandboxHandle for DockerHandle {
@@ -389,24 +436,11 @@ impl SandboxHandle for DockerHandle {
 
     fn stop(&self, grace: Duration) -> BoxFuture<'static, Result<(), BackendError>> {
         let docker = self.docker.clone();
-        let name = self.name.clone();
-        Box::pin(async move {
-            let secs = i32::try_from(grace.as_secs()).unwrap_or(10).max(1);
-            let opts = StopContainerOptionsBuilder::default().t(secs).build();
-            let stopped = docker.stop_container(&name, Some(opts)).await;
-            let rm = RemoveContainerOptionsBuilder::default().force(true).build();
-            let removed = docker.remove_container(&name, Some(rm)).await;
-            match (stopped, removed) {
-                (_, Ok(())) => Ok(()),
-                (
-                    _,
-                    Err(bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404, ..
-                    }),
-                ) => Ok(()),
-                (_, Err(e)) => Err(engine("remove container")(e)),
-            }
-        })
+        let containers: Vec<String> = std::iter::once(self.name.clone())
+            .chain(self.gate.clone())
+            .collect();
+        let networks = self.networks.clone();
+        Box::pin(async move { network::teardown(&docker, &containers, &networks, grace).await })
     }
 
     fn detach(&self) {

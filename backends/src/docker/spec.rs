@@ -19,7 +19,8 @@
 //! | Init | our `__init` as PID 1 | zombies are reaped, stop signals reach opencode |
 //! | Labels | run id, workspace id, owner pid + boot id | orphans of a killed run are found and removed |
 //! | Privileged | `false` | |
-//! | NetworkMode | engine default; the planned gate's internal network | no other network than planned |
+//! | NetworkMode | engine default; a gated run: the run's internal network | no other network than planned |
+//! | Networks | the agent: only `<name>-internal` (`internal: true`); the gate: internal + egress | the agent has no route out but the gate |
 
 use std::collections::HashMap;
 
@@ -166,14 +167,16 @@ pub fn hardening_checks(plan: &ContainerPlan) -> Vec<Check> {
         c("HostConfig.Memory", plan.limits.memory_bytes.to_string()),
         c("HostConfig.NanoCpus", plan.limits.nano_cpus.to_string()),
         c("HostConfig.Tmpfs./tmp", "present".into()),
-        c(
-            "HostConfig.PortBindings",
-            plan.ports
+        c("HostConfig.PortBindings", {
+            // Sorted: the engine keeps bindings in a map, in no particular order.
+            let mut bound: Vec<String> = plan
+                .ports
                 .iter()
                 .map(|p| format!("{}:{}", p.host_ip, p.host_port))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+                .collect();
+            bound.sort_unstable();
+            bound.join(",")
+        }),
         c("HostConfig.Mounts", format!("{} binds", mounts(plan).len())),
         c(
             "HostConfig.Mounts.read_only",
@@ -186,7 +189,18 @@ pub fn hardening_checks(plan: &ContainerPlan) -> Vec<Check> {
                 .map(|n| n.network.clone())
                 .unwrap_or_else(|| "default".into()),
         ),
+        c("NetworkSettings.Networks", planned_networks(plan)),
     ]
+}
+
+/// The networks `plan` must be attached to, sorted and comma-joined (`default`: the engine's).
+pub fn planned_networks(plan: &ContainerPlan) -> String {
+    let mut names: Vec<&str> = plan.networks.iter().map(|n| n.network.as_str()).collect();
+    if names.is_empty() {
+        return "default".into();
+    }
+    names.sort_unstable();
+    names.join(",")
 }
 
 /// Targets that must be mounted read-only.
@@ -221,26 +235,43 @@ pub fn observed(inspect: &bollard::models::ContainerInspectResponse, setting: &s
                 "absent".into()
             }
         }
-        "HostConfig.PortBindings" => hc
-            .port_bindings
-            .unwrap_or_default()
-            .values()
-            .flatten()
-            .flatten()
-            .map(|b| {
-                format!(
-                    "{}:{}",
-                    b.host_ip.clone().unwrap_or_default(),
-                    b.host_port.clone().unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(","),
+        "HostConfig.PortBindings" => {
+            let mut bound: Vec<String> = hc
+                .port_bindings
+                .unwrap_or_default()
+                .values()
+                .flatten()
+                .flatten()
+                .map(|b| {
+                    format!(
+                        "{}:{}",
+                        b.host_ip.clone().unwrap_or_default(),
+                        b.host_port.clone().unwrap_or_default()
+                    )
+                })
+                .collect();
+            bound.sort_unstable();
+            bound.join(",")
+        }
         // The engine reports `default` (API 1.41) or `bridge` for its default network.
         "HostConfig.NetworkMode" => match hc.network_mode.as_deref() {
             None | Some("") | Some("default") | Some("bridge") => "default".into(),
             Some(other) => other.to_string(),
         },
+        "NetworkSettings.Networks" => {
+            let mut names: Vec<String> = inspect
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.networks.as_ref())
+                .map(|n| n.keys().cloned().collect())
+                .unwrap_or_default();
+            names.sort_unstable();
+            match names.as_slice() {
+                [] => "default".into(),
+                [only] if only == "bridge" => "default".into(),
+                _ => names.join(","),
+            }
+        }
         "HostConfig.Mounts" => format!("{} binds", hc.mounts.clone().unwrap_or_default().len()),
         "HostConfig.Mounts.read_only" => hc
             .mounts
@@ -309,7 +340,17 @@ mod tests {
         let gated = crate::build::gated_plan(&fixtures::spec(), &s, &fixtures::gate());
         for p in [agent(), gated.agent, gated.gate.unwrap()] {
             let b = create_body(&p);
+            // The engine lists every network the container was attached to (create + connect).
+            let networks = p
+                .networks
+                .iter()
+                .map(|n| (n.network.clone(), Default::default()))
+                .collect();
             let inspect = bollard::models::ContainerInspectResponse {
+                network_settings: Some(bollard::models::NetworkSettings {
+                    networks: Some(networks),
+                    ..Default::default()
+                }),
                 host_config: b.host_config.clone(),
                 config: Some(bollard::models::ContainerConfig {
                     user: b.user.clone(),
