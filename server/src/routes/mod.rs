@@ -7,9 +7,11 @@
 //! request log.
 
 mod approvals;
+pub(crate) mod body;
 mod config;
 mod files;
 mod files_write;
+mod gate;
 mod health;
 mod mount;
 mod proxy;
@@ -18,14 +20,10 @@ mod tokens;
 mod workspaces;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
-use serde_json::Value;
 
 use crate::auth::Actor;
 use crate::error::ApiError;
@@ -79,9 +77,12 @@ fn routes(state: SharedState) -> Router {
         .route("/files/sessions/{sid}/read-batch", post(files::read_batch))
         .route(
             "/files/sessions/{sid}/write-batch",
-            post(files_write::write_batch),
+            gate::write(&state, post(files_write::write_batch)),
         )
-        .route("/files/sessions/{sid}/ops", post(files_write::ops))
+        .route(
+            "/files/sessions/{sid}/ops",
+            gate::write(&state, post(files_write::ops)),
+        )
         .route("/opencode", any(proxy::proxy))
         .route("/opencode/{*rest}", any(proxy::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), client_guard));
@@ -91,7 +92,10 @@ fn routes(state: SharedState) -> Router {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/workspaces/{id}/activate", post(workspaces::activate))
-        .route("/workspaces/{id}", delete(workspaces::delete))
+        .route(
+            "/workspaces/{id}",
+            gate::write(&state, delete(workspaces::delete)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), host_guard));
     Router::new()
         .merge(open)
@@ -137,21 +141,4 @@ async fn client_guard(State(state): State<SharedState>, req: Request, next: Next
 async fn host_guard(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let result = state.auth.host(req.headers());
     guarded(AuthMode::Host, result, req, next).await
-}
-
-/// Parses a JSON request body. An empty or malformed body is 400
-/// `invalid_json`; a body over the configured limit is 413 `payload_too_large`.
-pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Request body is larger than the server accepts",
-            )
-        } else {
-            ApiError::invalid_json()
-        }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
 }

@@ -37,9 +37,6 @@ pub(crate) async fn delete(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.config.read_only {
-        return Err(ApiError::read_only());
-    }
     let ws = state.workspace(&id)?;
     let remaining = match state.workspaces.write() {
         Ok(mut list) => {
