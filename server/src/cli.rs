@@ -399,6 +399,10 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
             .unwrap_or_default(),
     };
 
+    let data_dir = parsed.data_dir.clone().or_else(|| {
+        std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".openwork/openwork-server"))
+    });
     let config = Config {
         host: layered(&matches, "host", parsed.host, fc.host.clone()),
         port: layered(&matches, "port", parsed.port, fc.port),
@@ -423,15 +427,11 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
         verbose: parsed.verbose,
         run_id: non_empty(parsed.run_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         max_body_bytes: crate::routes::MAX_BODY_BYTES,
-        token_store: parsed.token_store.or_else(|| {
-            parsed
-                .data_dir
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| std::path::PathBuf::from(h).join(".openwork/openwork-server"))
-                })
-                .map(|d| d.join("tokens.json"))
-        }),
+        token_store: parsed
+            .token_store
+            .or_else(|| data_dir.as_ref().map(|d| d.join("tokens.json"))),
+        audit_dir: data_dir.map(|d| d.join("audit")),
+        audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
         authorized_roots: file
             .as_ref()
             .map(LoadedFile::authorized_roots)

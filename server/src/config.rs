@@ -183,6 +183,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `tokens.json` for issued tokens; `None` keeps them in memory only.
     pub token_store: Option<std::path::PathBuf>,
+    /// Directory of the audit log (`<data dir>/audit`); `None` keeps entries in memory.
+    pub audit_dir: Option<std::path::PathBuf>,
+    /// Size at which the live audit file is rotated.
+    pub audit_rotate_bytes: u64,
     /// The `server.json` that was read, if any (reported by `/status`).
     pub config_path: Option<Utf8PathBuf>,
     /// `authorizedRoots` from `server.json`; empty means "the workspace paths".
@@ -210,6 +214,8 @@ impl Config {
             run_id: uuid::Uuid::new_v4().to_string(),
             max_body_bytes: crate::routes::MAX_BODY_BYTES,
             token_store: None,
+            audit_dir: None,
+            audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
             config_path: None,
             authorized_roots: Vec::new(),
         }

@@ -21,6 +21,7 @@
 //! crate README lists the routes and where they differ from the original.
 
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -11,6 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
+use crate::approvals::ApprovalInput;
+use crate::audit::{AuditEntry, Outcome};
 use crate::auth::{Actor, Scope};
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -45,5 +47,48 @@ async fn require_collaborator(req: Request, next: Next) -> Response {
     match checked {
         Ok(()) => next.run(req).await,
         Err(err) => err.into_response(),
+    }
+}
+
+/// Asks for the host's approval of a write (§A9); a denial or timeout is audited as
+/// `denied` (one line per target) and answered 403 `write_denied`.
+pub(crate) async fn approve(
+    state: &SharedState,
+    actor: &Actor,
+    workspace_id: &str,
+    action: &str,
+    summary: String,
+    targets: &[String],
+    paths: Vec<String>,
+) -> Result<(), ApiError> {
+    let decision = state
+        .approvals
+        .request_approval(ApprovalInput {
+            workspace_id: workspace_id.to_owned(),
+            action: action.to_owned(),
+            summary: summary.clone(),
+            paths,
+            actor: actor.clone(),
+        })
+        .await;
+    match decision.into_error() {
+        None => Ok(()),
+        Some(err) => {
+            let entries = targets
+                .iter()
+                .map(|t| {
+                    AuditEntry::new(
+                        workspace_id,
+                        actor,
+                        action,
+                        t.clone(),
+                        summary.clone(),
+                        Outcome::Denied,
+                    )
+                })
+                .collect();
+            state.audit(entries).await;
+            Err(err)
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! request log.
 
 mod approvals;
+mod audit;
 pub(crate) mod body;
 mod config;
 mod files;
@@ -66,6 +67,7 @@ fn routes(state: SharedState) -> Router {
         .route("/capabilities", get(status::capabilities))
         .route("/workspaces", get(status::workspaces))
         .route("/workspace/{id}/config", get(config::get_config))
+        .route("/workspace/{id}/audit", get(audit::list))
         .route("/workspace/{id}/files/sessions", post(files::create))
         .route("/files/sessions/{sid}", delete(files::close))
         .route("/files/sessions/{sid}/renew", post(files::renew))
