@@ -29,6 +29,7 @@ pub mod config_file;
 mod cors;
 pub mod error;
 pub mod files;
+pub mod jsonc;
 pub mod logging;
 mod request_log;
 mod routes;

@@ -19,12 +19,13 @@ mod proxy;
 mod status;
 mod tokens;
 mod workspaces;
+pub(crate) mod ws_fs;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, delete, get, patch, post};
 
 use crate::auth::Actor;
 use crate::error::ApiError;
@@ -66,7 +67,10 @@ fn routes(state: SharedState) -> Router {
         .route("/whoami", get(status::whoami))
         .route("/capabilities", get(status::capabilities))
         .route("/workspaces", get(status::workspaces))
-        .route("/workspace/{id}/config", get(config::get_config))
+        .route(
+            "/workspace/{id}/config",
+            get(config::get_config).merge(gate::write(&state, patch(config::patch_config))),
+        )
         .route("/workspace/{id}/audit", get(audit::list))
         .route("/workspace/{id}/files/sessions", post(files::create))
         .route("/files/sessions/{sid}", delete(files::close))
