@@ -431,6 +431,7 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
             .token_store
             .or_else(|| data_dir.as_ref().map(|d| d.join("tokens.json"))),
         audit_dir: data_dir.map(|d| d.join("audit")),
+        home_dir: std::env::var("HOME").ok().map(Utf8PathBuf::from),
         audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
         authorized_roots: file
             .as_ref()

@@ -185,6 +185,9 @@ pub struct Config {
     pub token_store: Option<std::path::PathBuf>,
     /// Directory of the audit log (`<data dir>/audit`); `None` keeps entries in memory.
     pub audit_dir: Option<std::path::PathBuf>,
+    /// The user's home, for global skills (`~/.config/opencode/skills`, `~/.claude/skills`),
+    /// commands and plugins; `None` lists no global items.
+    pub home_dir: Option<Utf8PathBuf>,
     /// Size at which the live audit file is rotated.
     pub audit_rotate_bytes: u64,
     /// The `server.json` that was read, if any (reported by `/status`).
@@ -215,6 +218,7 @@ impl Config {
             max_body_bytes: crate::routes::MAX_BODY_BYTES,
             token_store: None,
             audit_dir: None,
+            home_dir: None,
             audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
             config_path: None,
             authorized_roots: Vec::new(),

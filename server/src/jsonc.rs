@@ -93,6 +93,52 @@ pub fn merge_top_level(
     Ok(out)
 }
 
+/// Sets (`Some`) or removes (`None`) the value at `path` (object keys from the top), creating
+/// missing objects on the way; the rest of the text is kept as written.
+pub fn set_in(
+    file: &str,
+    text: &str,
+    path: &[&str],
+    value: Option<&Value>,
+) -> Result<String, JsoncError> {
+    let not_object = |at: &str| JsoncError {
+        file: file.to_owned(),
+        line: 1,
+        column: 1,
+        reason: format!("{at} is not an object"),
+    };
+    let root = CstRootNode::parse(text, &options()).map_err(|e| error(file, &e))?;
+    let mut object = match root.value() {
+        None => root.object_value_or_set(),
+        Some(_) => root
+            .object_value()
+            .ok_or_else(|| not_object("the top level"))?,
+    };
+    let Some((last, parents)) = path.split_last() else {
+        return Ok(text.to_owned());
+    };
+    for key in parents {
+        object = match object.get(key) {
+            Some(prop) => prop.object_value().ok_or_else(|| not_object(key))?,
+            None if value.is_none() => return Ok(root.to_string()),
+            None => object.object_value_or_set(key),
+        };
+    }
+    match (object.get(last), value) {
+        (Some(prop), None) => prop.remove(),
+        (None, None) => {}
+        (Some(prop), Some(v)) => prop.set_value(input(v)),
+        (None, Some(v)) => {
+            object.append(last, input(v));
+        }
+    }
+    let mut out = root.to_string();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// A `serde_json` value as the parser's input value.
 fn input(value: &Value) -> CstInputValue {
     match value {
@@ -129,6 +175,29 @@ mod tests {
             v,
             json!({"model": "a/b", "theme": "light", "share": "manual"})
         );
+    }
+
+    #[test]
+    fn set_in_edits_nested_keys_only() {
+        let text = "{\n  // servers\n  \"mcp\": {\n    \"a\": {\"type\": \"remote\", \"url\": \"u\"}, // first\n  },\n}\n";
+        let out = set_in(
+            "o.jsonc",
+            text,
+            &["mcp", "b"],
+            Some(&json!({"type": "local"})),
+        )
+        .unwrap();
+        assert!(
+            out.contains("// servers") && out.contains("// first"),
+            "{out}"
+        );
+        let out = set_in("o.jsonc", &out, &["mcp", "a"], None).unwrap();
+        assert_eq!(
+            parse("o", &out).unwrap(),
+            json!({"mcp": {"b": {"type": "local"}}})
+        );
+        let out = set_in("o.json", "", &["mcp", "x"], Some(&json!(1))).unwrap();
+        assert_eq!(parse("o", &out).unwrap(), json!({"mcp": {"x": 1}}));
     }
 
     #[test]

@@ -214,3 +214,57 @@ pub(crate) async fn patch_config(
         None => Ok(Json(json!({ "updatedAt": now_ms() }))),
     }
 }
+
+/// A gated edit of the workspace's opencode config: `edit` gets the parsed config and the
+/// file and returns the new text (`None`: nothing to change, no approval asked). Then the
+/// approval `action`, a write only if the file is unchanged since it was read (409), and the
+/// audit line with `target`.
+pub(crate) async fn edit_opencode<F>(
+    state: &SharedState,
+    actor: &Actor,
+    ws: &crate::workspace::Workspace,
+    action: &str,
+    target: &str,
+    summary: String,
+    edit: F,
+) -> Result<(), ApiError>
+where
+    F: FnOnce(&Value, &ConfigFile) -> Result<Option<String>, ApiError> + Send + 'static,
+{
+    let ws2 = ws.clone();
+    let planned = blocking(move || {
+        let root = ws_fs::root(&ws2)?;
+        let file = read_opencode(&root)?;
+        let parsed = jsonc::parse(file.name, &file.text).map_err(jsonc_error)?;
+        Ok(edit(&parsed, &file)?.map(|text| Planned {
+            name: file.name,
+            text,
+            revision: file.revision,
+        }))
+    })
+    .await?;
+    let Some(planned) = planned else {
+        return Ok(());
+    };
+    let abs = ws.path.join(planned.name).into_string();
+    gate::approve(
+        state,
+        actor,
+        &ws.id,
+        action,
+        summary.clone(),
+        &[target.to_owned()],
+        vec![abs],
+    )
+    .await?;
+    let st = state.clone();
+    let ws2 = ws.clone();
+    let written = blocking(move || {
+        let root = ws_fs::root(&ws2)?;
+        let rel = ws_fs::rel(planned.name)?;
+        let _held = st.locks.lock(&ws2.id, &[rel.as_str()]);
+        ws_fs::write_text(&root, &rel, &planned.text, planned.revision.as_deref()).map(drop)
+    })
+    .await;
+    gate::audited(state, actor, &ws.id, action, target, summary, written).await
+}

@@ -92,3 +92,22 @@ pub(crate) async fn approve(
         }
     }
 }
+/// Audits the result of a single write: `ok` or `failed`, then passes it on.
+pub(crate) async fn audited<T>(
+    state: &SharedState,
+    actor: &Actor,
+    workspace_id: &str,
+    action: &str,
+    target: &str,
+    summary: String,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = if result.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    };
+    let entry = AuditEntry::new(workspace_id, actor, action, target, summary, outcome);
+    state.audit(vec![entry]).await;
+    result
+}

@@ -9,13 +9,19 @@
 mod approvals;
 mod audit;
 pub(crate) mod body;
+mod commands;
 mod config;
 mod files;
 mod files_write;
+mod frontmatter;
 mod gate;
 mod health;
+mod mcp;
 mod mount;
+mod opencode_api;
+mod plugins;
 mod proxy;
+mod skills;
 mod status;
 mod tokens;
 mod workspaces;
@@ -72,6 +78,47 @@ fn routes(state: SharedState) -> Router {
             get(config::get_config).merge(gate::write(&state, patch(config::patch_config))),
         )
         .route("/workspace/{id}/audit", get(audit::list))
+        .route(
+            "/workspace/{id}/skills",
+            get(skills::list).merge(gate::write(&state, post(skills::upsert))),
+        )
+        .route(
+            "/workspace/{id}/skills/{name}",
+            get(skills::get_one).merge(gate::write(&state, delete(skills::remove))),
+        )
+        .route("/hub/skills", get(skills::hub_disabled))
+        .route(
+            "/workspace/{id}/skills/hub/{name}",
+            gate::write(&state, post(skills::hub_disabled)),
+        )
+        .route(
+            "/workspace/{id}/commands",
+            get(commands::list).merge(gate::write(&state, post(commands::upsert))),
+        )
+        .route(
+            "/workspace/{id}/commands/{name}",
+            gate::write(&state, delete(commands::remove)),
+        )
+        .route(
+            "/workspace/{id}/plugins",
+            get(plugins::list).merge(gate::write(&state, post(plugins::add))),
+        )
+        .route(
+            "/workspace/{id}/plugins/{name}",
+            gate::write(&state, delete(plugins::remove)),
+        )
+        .route(
+            "/workspace/{id}/mcp",
+            get(mcp::list).merge(gate::write(&state, post(mcp::add))),
+        )
+        .route(
+            "/workspace/{id}/mcp/{name}",
+            gate::write(&state, delete(mcp::remove)),
+        )
+        .route(
+            "/workspace/{id}/mcp/{name}/auth",
+            gate::write(&state, delete(mcp::remove_auth)),
+        )
         .route("/workspace/{id}/files/sessions", post(files::create))
         .route("/files/sessions/{sid}", delete(files::close))
         .route("/files/sessions/{sid}/renew", post(files::renew))

@@ -99,3 +99,17 @@ pub(crate) fn write_text(
         .map(|(meta, _)| meta)
         .map_err(|e| fs_error(rel, e))
 }
+/// Names of the entries of directory `rel` (empty when it does not exist); links are refused.
+pub(crate) fn list_dir(root: &Root, rel: &str) -> Result<Vec<String>, ApiError> {
+    let rel_path = crate::files::path::normalize(rel)?;
+    match root.open_dir(&rel_path.segments(), false) {
+        Ok(dir) => {
+            let mut names =
+                crate::files::beneath::list_names(&dir).map_err(|e| fs_error(&rel_path, e))?;
+            names.sort();
+            Ok(names)
+        }
+        Err(FsError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(fs_error(&rel_path, e)),
+    }
+}
