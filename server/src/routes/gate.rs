@@ -111,3 +111,9 @@ pub(crate) async fn audited<T>(
     state.audit(vec![entry]).await;
     result
 }
+
+/// Wraps a route that needs collaborator scope but also works read-only (engine reload,
+/// router `send`; §A13).
+pub(crate) fn collaborator(route: MethodRouter<SharedState>) -> MethodRouter<SharedState> {
+    route.route_layer(middleware::from_fn(require_collaborator))
+}

@@ -11,6 +11,7 @@ mod audit;
 pub(crate) mod body;
 mod commands;
 mod config;
+mod engine;
 mod files;
 mod files_write;
 mod frontmatter;
@@ -87,6 +88,15 @@ fn routes(state: SharedState) -> Router {
             get(skills::get_one).merge(gate::write(&state, delete(skills::remove))),
         )
         .route("/hub/skills", get(skills::hub_disabled))
+        .route(
+            "/workspace/{id}/engine/reload",
+            gate::collaborator(post(engine::reload)),
+        )
+        .route(
+            "/workspace/{id}/sessions/{session}",
+            gate::write(&state, delete(engine::delete_session)),
+        )
+        .route("/workspace/{id}/events", get(engine::events))
         .route(
             "/workspace/{id}/skills/hub/{name}",
             gate::write(&state, post(skills::hub_disabled)),

@@ -5,6 +5,7 @@
 
 pub mod files;
 pub mod gated;
+pub mod opencode;
 
 use std::sync::{Arc, Mutex};
 
