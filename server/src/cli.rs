@@ -141,6 +141,27 @@ struct Args {
     /// Server data directory (default `~/.openwork/openwork-server`).
     #[arg(long = "data-dir", env = "OPENWORK_DATA_DIR", value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// Accept inbox uploads: `1/true/yes/on` (the default) or anything else for off.
+    #[arg(
+        long = "inbox-enabled",
+        env = "OPENWORK_INBOX_ENABLED",
+        value_name = "BOOL"
+    )]
+    inbox_enabled: Option<String>,
+    /// Serve outbox artifacts: `1/true/yes/on` (the default) or anything else for off.
+    #[arg(
+        long = "outbox-enabled",
+        env = "OPENWORK_OUTBOX_ENABLED",
+        value_name = "BOOL"
+    )]
+    outbox_enabled: Option<String>,
+    /// Largest inbox upload in bytes (default 50000000, capped at 250000000).
+    #[arg(
+        long = "inbox-max-bytes",
+        env = "OPENWORK_INBOX_MAX_BYTES",
+        value_name = "BYTES"
+    )]
+    inbox_max_bytes: Option<u64>,
     /// Print the version and exit.
     #[arg(long, short = 'V', action = ArgAction::SetTrue)]
     version: bool,
@@ -291,6 +312,16 @@ fn load_file(
 }
 
 /// Splits `OPENWORK_WORKSPACES`: a JSON array of strings or a `,`/`;` list.
+/// The reference's inbox/outbox switches: unset is on; set, only `1/true/yes/on` keeps it on.
+fn switch_on(raw: Option<&str>) -> bool {
+    raw.is_none_or(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
 fn split_workspace_list(raw: &str) -> Vec<Utf8PathBuf> {
     let trimmed = raw.trim();
     let items: Vec<String> = if trimmed.starts_with('[') {
@@ -432,6 +463,12 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
             .or_else(|| data_dir.as_ref().map(|d| d.join("tokens.json"))),
         audit_dir: data_dir.map(|d| d.join("audit")),
         home_dir: std::env::var("HOME").ok().map(Utf8PathBuf::from),
+        inbox_enabled: switch_on(parsed.inbox_enabled.as_deref()),
+        outbox_enabled: switch_on(parsed.outbox_enabled.as_deref()),
+        inbox_max_bytes: parsed
+            .inbox_max_bytes
+            .unwrap_or(crate::config::DEFAULT_INBOX_MAX_BYTES)
+            .min(crate::config::MAX_INBOX_MAX_BYTES),
         audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
         authorized_roots: file
             .as_ref()

@@ -130,6 +130,11 @@ impl Default for CorsOrigins {
     }
 }
 
+/// Default largest inbox upload.
+pub const DEFAULT_INBOX_MAX_BYTES: u64 = 50_000_000;
+/// Largest inbox upload that can be configured.
+pub const MAX_INBOX_MAX_BYTES: u64 = 250_000_000;
+
 /// The approval settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApprovalConfig {
@@ -188,6 +193,12 @@ pub struct Config {
     /// The user's home, for global skills (`~/.config/opencode/skills`, `~/.claude/skills`),
     /// commands and plugins; `None` lists no global items.
     pub home_dir: Option<Utf8PathBuf>,
+    /// Accept inbox uploads (`OPENWORK_INBOX_ENABLED`, default on).
+    pub inbox_enabled: bool,
+    /// Serve outbox artifacts (`OPENWORK_OUTBOX_ENABLED`, default on).
+    pub outbox_enabled: bool,
+    /// Largest inbox upload (`OPENWORK_INBOX_MAX_BYTES`, default 50 000 000, at most 250 000 000).
+    pub inbox_max_bytes: u64,
     /// Size at which the live audit file is rotated.
     pub audit_rotate_bytes: u64,
     /// The `server.json` that was read, if any (reported by `/status`).
@@ -219,6 +230,9 @@ impl Config {
             token_store: None,
             audit_dir: None,
             home_dir: None,
+            inbox_enabled: true,
+            outbox_enabled: true,
+            inbox_max_bytes: DEFAULT_INBOX_MAX_BYTES,
             audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
             config_path: None,
             authorized_roots: Vec::new(),

@@ -17,6 +17,7 @@ mod files_write;
 mod frontmatter;
 mod gate;
 mod health;
+mod inbox;
 mod mcp;
 mod mount;
 mod opencode_api;
@@ -97,6 +98,19 @@ fn routes(state: SharedState) -> Router {
             gate::write(&state, delete(engine::delete_session)),
         )
         .route("/workspace/{id}/events", get(engine::events))
+        .route(
+            "/workspace/{id}/inbox",
+            get(inbox::list_inbox).merge(
+                gate::write(&state, post(inbox::upload)).layer(DefaultBodyLimit::max(
+                    usize::try_from(state.config.inbox_max_bytes)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1024 * 1024),
+                )),
+            ),
+        )
+        .route("/workspace/{id}/inbox/{file}", get(inbox::get_inbox))
+        .route("/workspace/{id}/artifacts", get(inbox::list_artifacts))
+        .route("/workspace/{id}/artifacts/{file}", get(inbox::get_artifact))
         .route(
             "/workspace/{id}/skills/hub/{name}",
             gate::write(&state, post(skills::hub_disabled)),
