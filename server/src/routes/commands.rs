@@ -24,7 +24,7 @@ const PROJECT_DIR: &str = ".opencode/commands";
 const GLOBAL_DIR: &str = ".config/opencode/commands";
 
 /// 400 `invalid_name` unless `name` is 1–64 of `[A-Za-z0-9_-]`.
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     if !name.is_empty()
         && name.len() <= 64
         && name

@@ -22,6 +22,7 @@ mod mcp;
 mod mount;
 mod opencode_api;
 mod plugins;
+mod portable;
 mod proxy;
 mod skills;
 mod status;
@@ -98,6 +99,11 @@ fn routes(state: SharedState) -> Router {
             gate::write(&state, delete(engine::delete_session)),
         )
         .route("/workspace/{id}/events", get(engine::events))
+        .route("/workspace/{id}/export", get(portable::export))
+        .route(
+            "/workspace/{id}/import",
+            gate::write(&state, post(portable::import)),
+        )
         .route(
             "/workspace/{id}/inbox",
             get(inbox::list_inbox).merge(
