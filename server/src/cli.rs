@@ -162,6 +162,34 @@ struct Args {
         value_name = "BYTES"
     )]
     inbox_max_bytes: Option<u64>,
+    /// opencode-router control port on 127.0.0.1 (enables `/opencode-router`).
+    #[arg(
+        long = "opencode-router-health-port",
+        env = "OPENCODE_ROUTER_HEALTH_PORT",
+        value_name = "PORT"
+    )]
+    router_port: Option<u16>,
+    /// Bearer secret for the opencode-router control API (prefer the env variable).
+    #[arg(
+        long = "opencode-router-token",
+        env = "OPENCODE_ROUTER_TOKEN",
+        hide_env_values = true
+    )]
+    router_token: Option<String>,
+    /// The orchestrator's control endpoint for `/runtime/*`.
+    #[arg(
+        long = "control-base-url",
+        env = "OPENWORK_CONTROL_BASE_URL",
+        value_name = "URL"
+    )]
+    control_base_url: Option<String>,
+    /// Bearer secret for the control endpoint (prefer the env variable).
+    #[arg(
+        long = "control-token",
+        env = "OPENWORK_CONTROL_TOKEN",
+        hide_env_values = true
+    )]
+    control_token: Option<String>,
     /// Print the version and exit.
     #[arg(long, short = 'V', action = ArgAction::SetTrue)]
     version: bool,
@@ -463,6 +491,10 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
             .or_else(|| data_dir.as_ref().map(|d| d.join("tokens.json"))),
         audit_dir: data_dir.map(|d| d.join("audit")),
         home_dir: std::env::var("HOME").ok().map(Utf8PathBuf::from),
+        router_port: parsed.router_port,
+        router_token: non_empty(parsed.router_token).map(Secret::new),
+        control_base_url: non_empty(parsed.control_base_url),
+        control_token: non_empty(parsed.control_token).map(Secret::new),
         inbox_enabled: switch_on(parsed.inbox_enabled.as_deref()),
         outbox_enabled: switch_on(parsed.outbox_enabled.as_deref()),
         inbox_max_bytes: parsed

@@ -199,6 +199,15 @@ pub struct Config {
     pub outbox_enabled: bool,
     /// Largest inbox upload (`OPENWORK_INBOX_MAX_BYTES`, default 50 000 000, at most 250 000 000).
     pub inbox_max_bytes: u64,
+    /// `OPENCODE_ROUTER_HEALTH_PORT`: the opencode-router control port on 127.0.0.1; `None`
+    /// answers the router routes 404 `opencodeRouter_unconfigured`.
+    pub router_port: Option<u16>,
+    /// `OPENCODE_ROUTER_TOKEN`: bearer secret sent to the router's control API.
+    pub router_token: Option<Secret>,
+    /// `OPENWORK_CONTROL_BASE_URL`: the orchestrator's control endpoint for `/runtime/*`.
+    pub control_base_url: Option<String>,
+    /// `OPENWORK_CONTROL_TOKEN`: bearer secret for the control endpoint.
+    pub control_token: Option<Secret>,
     /// Size at which the live audit file is rotated.
     pub audit_rotate_bytes: u64,
     /// The `server.json` that was read, if any (reported by `/status`).
@@ -230,6 +239,10 @@ impl Config {
             token_store: None,
             audit_dir: None,
             home_dir: None,
+            router_port: None,
+            router_token: None,
+            control_base_url: None,
+            control_token: None,
             inbox_enabled: true,
             outbox_enabled: true,
             inbox_max_bytes: DEFAULT_INBOX_MAX_BYTES,

@@ -24,6 +24,7 @@ mod opencode_api;
 mod plugins;
 mod portable;
 mod proxy;
+mod router_proxy;
 mod skills;
 mod status;
 mod tokens;
@@ -166,6 +167,7 @@ fn routes(state: SharedState) -> Router {
             "/files/sessions/{sid}/ops",
             gate::write(&state, post(files_write::ops)),
         )
+        .route("/runtime/versions", get(router_proxy::versions))
         .route("/opencode", any(proxy::proxy))
         .route("/opencode/{*rest}", any(proxy::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), client_guard));
@@ -174,14 +176,20 @@ fn routes(state: SharedState) -> Router {
         .route("/approvals/{id}", post(approvals::reply))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/runtime/upgrade", post(router_proxy::upgrade))
         .route("/workspaces/{id}/activate", post(workspaces::activate))
         .route(
             "/workspaces/{id}",
             gate::write(&state, delete(workspaces::delete)),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), host_guard));
+    // The router proxy decides its auth per path (client, collaborator or host).
+    let router = Router::new()
+        .route("/opencode-router", any(router_proxy::proxy))
+        .route("/opencode-router/{*rest}", any(router_proxy::proxy));
     Router::new()
         .merge(open)
+        .merge(router)
         .merge(client)
         .merge(host)
         .fallback(not_found)
