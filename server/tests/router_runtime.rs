@@ -176,3 +176,104 @@ async fn runtime_routes_forward_with_the_control_token() {
     );
     let _ = call;
 }
+
+#[tokio::test]
+async fn workspace_router_management_forwards_with_derived_identity() {
+    let (port, seen) = stand_in(StatusCode::OK).await;
+    let mut c = config();
+    c.router_port = Some(port);
+    c.approval.mode = openwork_server::ApprovalMode::Manual;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = openwork_server::workspace::Workspace::local(
+        camino::Utf8PathBuf::from_path_buf(dir.path().canonicalize().unwrap()).unwrap(),
+    );
+    let id = ws.id.clone();
+    c.workspaces = vec![ws];
+    let s = start(c).await;
+    let base = format!("/workspace/{id}/opencode-router");
+    let viewer = issue(&s, "viewer").await;
+    let (status, _) = get(&s, &format!("{base}/bindings"), &viewer).await;
+    assert_eq!(status, 403);
+    let (status, body) = get(&s, &format!("{base}/bindings?channel=telegram"), CLIENT).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &s,
+        &format!("{base}/identities/telegram"),
+        CLIENT,
+        json!({"id": "someone-else", "token": "t"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("identity_mismatch"))
+    );
+    let (status, body) = post(
+        &s,
+        &format!("{base}/identities/fax"),
+        CLIENT,
+        json!({"token": "t"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_channel"))
+    );
+    let answer = common::gated::answer_next(&s.approvals, openwork_server::Reply::Deny);
+    let (status, _) = post(
+        &s,
+        &format!("{base}/telegram-token"),
+        CLIENT,
+        json!({"token": "123:abc"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        answer.await.unwrap()["action"],
+        "opencodeRouter.telegram.set-token"
+    );
+    let answer = common::gated::answer_next(&s.approvals, openwork_server::Reply::Allow);
+    let (status, body) = post(
+        &s,
+        &format!("{base}/identities/telegram"),
+        CLIENT,
+        json!({"token": "123:abc", "healthPort": 22}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["applied"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    answer.await.unwrap();
+    let (status, _) = post(
+        &s,
+        &format!("{base}/send"),
+        CLIENT,
+        json!({"channel": "telegram", "text": "hi", "peerId": "42"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let seen = seen.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|(_, p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/bindings?identityId={id}&channel=telegram").as_str(),
+            "/identities/telegram",
+            "/send"
+        ]
+    );
+
+    let mut c = config();
+    c.router_port = Some(port);
+    c.read_only = true;
+    let s = start(c).await;
+    let (status, body) = post(
+        &s,
+        "/workspace/ws_x/opencode-router/telegram-token",
+        CLIENT,
+        json!({"token": "t"}),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("read_only")));
+}

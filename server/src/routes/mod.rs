@@ -24,6 +24,7 @@ mod opencode_api;
 mod plugins;
 mod portable;
 mod proxy;
+mod router_manage;
 mod router_proxy;
 mod skills;
 mod status;
@@ -101,6 +102,32 @@ fn routes(state: SharedState) -> Router {
         )
         .route("/workspace/{id}/events", get(engine::events))
         .route("/workspace/{id}/export", get(portable::export))
+        .route(
+            "/workspace/{id}/opencode-router/identities/{channel}",
+            gate::collaborator(get(router_manage::list_identities))
+                .merge(gate::write(&state, post(router_manage::upsert_identity))),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/identities/{channel}/{identity}",
+            gate::write(&state, delete(router_manage::delete_identity)),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/bindings",
+            gate::collaborator(get(router_manage::list_bindings))
+                .merge(gate::write(&state, post(router_manage::set_binding))),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/send",
+            gate::collaborator(post(router_manage::send)),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/telegram-token",
+            gate::write(&state, post(router_manage::telegram_token)),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/slack-tokens",
+            gate::write(&state, post(router_manage::slack_tokens)),
+        )
         .route(
             "/workspace/{id}/import",
             gate::write(&state, post(portable::import)),
