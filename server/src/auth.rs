@@ -26,7 +26,9 @@ pub const HOST_TOKEN_HEADER: &str = "x-openwork-host-token";
 pub const CLIENT_ID_HEADER: &str = "x-openwork-client-id";
 
 /// What a token may do; ordered `Viewer < Collaborator < Owner`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Reads only.

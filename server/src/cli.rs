@@ -141,6 +141,55 @@ struct Args {
     /// Server data directory (default `~/.openwork/openwork-server`).
     #[arg(long = "data-dir", env = "OPENWORK_DATA_DIR", value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// Accept inbox uploads: `1/true/yes/on` (the default) or anything else for off.
+    #[arg(
+        long = "inbox-enabled",
+        env = "OPENWORK_INBOX_ENABLED",
+        value_name = "BOOL"
+    )]
+    inbox_enabled: Option<String>,
+    /// Serve outbox artifacts: `1/true/yes/on` (the default) or anything else for off.
+    #[arg(
+        long = "outbox-enabled",
+        env = "OPENWORK_OUTBOX_ENABLED",
+        value_name = "BOOL"
+    )]
+    outbox_enabled: Option<String>,
+    /// Largest inbox upload in bytes (default 50000000, capped at 250000000).
+    #[arg(
+        long = "inbox-max-bytes",
+        env = "OPENWORK_INBOX_MAX_BYTES",
+        value_name = "BYTES"
+    )]
+    inbox_max_bytes: Option<u64>,
+    /// opencode-router control port on 127.0.0.1 (enables `/opencode-router`).
+    #[arg(
+        long = "opencode-router-health-port",
+        env = "OPENCODE_ROUTER_HEALTH_PORT",
+        value_name = "PORT"
+    )]
+    router_port: Option<u16>,
+    /// Bearer secret for the opencode-router control API (prefer the env variable).
+    #[arg(
+        long = "opencode-router-token",
+        env = "OPENCODE_ROUTER_TOKEN",
+        hide_env_values = true
+    )]
+    router_token: Option<String>,
+    /// The orchestrator's control endpoint for `/runtime/*`.
+    #[arg(
+        long = "control-base-url",
+        env = "OPENWORK_CONTROL_BASE_URL",
+        value_name = "URL"
+    )]
+    control_base_url: Option<String>,
+    /// Bearer secret for the control endpoint (prefer the env variable).
+    #[arg(
+        long = "control-token",
+        env = "OPENWORK_CONTROL_TOKEN",
+        hide_env_values = true
+    )]
+    control_token: Option<String>,
     /// Print the version and exit.
     #[arg(long, short = 'V', action = ArgAction::SetTrue)]
     version: bool,
@@ -291,6 +340,16 @@ fn load_file(
 }
 
 /// Splits `OPENWORK_WORKSPACES`: a JSON array of strings or a `,`/`;` list.
+/// The reference's inbox/outbox switches: unset is on; set, only `1/true/yes/on` keeps it on.
+fn switch_on(raw: Option<&str>) -> bool {
+    raw.is_none_or(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
 fn split_workspace_list(raw: &str) -> Vec<Utf8PathBuf> {
     let trimmed = raw.trim();
     let items: Vec<String> = if trimmed.starts_with('[') {
@@ -399,6 +458,10 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
             .unwrap_or_default(),
     };
 
+    let data_dir = parsed.data_dir.clone().or_else(|| {
+        std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".openwork/openwork-server"))
+    });
     let config = Config {
         host: layered(&matches, "host", parsed.host, fc.host.clone()),
         port: layered(&matches, "port", parsed.port, fc.port),
@@ -423,15 +486,22 @@ pub fn parse_args_in(args: Vec<OsString>, cwd: &Utf8Path) -> Result<Parsed, CliE
         verbose: parsed.verbose,
         run_id: non_empty(parsed.run_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         max_body_bytes: crate::routes::MAX_BODY_BYTES,
-        token_store: parsed.token_store.or_else(|| {
-            parsed
-                .data_dir
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| std::path::PathBuf::from(h).join(".openwork/openwork-server"))
-                })
-                .map(|d| d.join("tokens.json"))
-        }),
+        token_store: parsed
+            .token_store
+            .or_else(|| data_dir.as_ref().map(|d| d.join("tokens.json"))),
+        audit_dir: data_dir.map(|d| d.join("audit")),
+        home_dir: std::env::var("HOME").ok().map(Utf8PathBuf::from),
+        router_port: parsed.router_port,
+        router_token: non_empty(parsed.router_token).map(Secret::new),
+        control_base_url: non_empty(parsed.control_base_url),
+        control_token: non_empty(parsed.control_token).map(Secret::new),
+        inbox_enabled: switch_on(parsed.inbox_enabled.as_deref()),
+        outbox_enabled: switch_on(parsed.outbox_enabled.as_deref()),
+        inbox_max_bytes: parsed
+            .inbox_max_bytes
+            .unwrap_or(crate::config::DEFAULT_INBOX_MAX_BYTES)
+            .min(crate::config::MAX_INBOX_MAX_BYTES),
+        audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
         authorized_roots: file
             .as_ref()
             .map(LoadedFile::authorized_roots)

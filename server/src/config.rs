@@ -130,6 +130,11 @@ impl Default for CorsOrigins {
     }
 }
 
+/// Default largest inbox upload.
+pub const DEFAULT_INBOX_MAX_BYTES: u64 = 50_000_000;
+/// Largest inbox upload that can be configured.
+pub const MAX_INBOX_MAX_BYTES: u64 = 250_000_000;
+
 /// The approval settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApprovalConfig {
@@ -183,6 +188,28 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `tokens.json` for issued tokens; `None` keeps them in memory only.
     pub token_store: Option<std::path::PathBuf>,
+    /// Directory of the audit log (`<data dir>/audit`); `None` keeps entries in memory.
+    pub audit_dir: Option<std::path::PathBuf>,
+    /// The user's home, for global skills (`~/.config/opencode/skills`, `~/.claude/skills`),
+    /// commands and plugins; `None` lists no global items.
+    pub home_dir: Option<Utf8PathBuf>,
+    /// Accept inbox uploads (`OPENWORK_INBOX_ENABLED`, default on).
+    pub inbox_enabled: bool,
+    /// Serve outbox artifacts (`OPENWORK_OUTBOX_ENABLED`, default on).
+    pub outbox_enabled: bool,
+    /// Largest inbox upload (`OPENWORK_INBOX_MAX_BYTES`, default 50 000 000, at most 250 000 000).
+    pub inbox_max_bytes: u64,
+    /// `OPENCODE_ROUTER_HEALTH_PORT`: the opencode-router control port on 127.0.0.1; `None`
+    /// answers the router routes 404 `opencodeRouter_unconfigured`.
+    pub router_port: Option<u16>,
+    /// `OPENCODE_ROUTER_TOKEN`: bearer secret sent to the router's control API.
+    pub router_token: Option<Secret>,
+    /// `OPENWORK_CONTROL_BASE_URL`: the orchestrator's control endpoint for `/runtime/*`.
+    pub control_base_url: Option<String>,
+    /// `OPENWORK_CONTROL_TOKEN`: bearer secret for the control endpoint.
+    pub control_token: Option<Secret>,
+    /// Size at which the live audit file is rotated.
+    pub audit_rotate_bytes: u64,
     /// The `server.json` that was read, if any (reported by `/status`).
     pub config_path: Option<Utf8PathBuf>,
     /// `authorizedRoots` from `server.json`; empty means "the workspace paths".
@@ -210,6 +237,16 @@ impl Config {
             run_id: uuid::Uuid::new_v4().to_string(),
             max_body_bytes: crate::routes::MAX_BODY_BYTES,
             token_store: None,
+            audit_dir: None,
+            home_dir: None,
+            router_port: None,
+            router_token: None,
+            control_base_url: None,
+            control_token: None,
+            inbox_enabled: true,
+            outbox_enabled: true,
+            inbox_max_bytes: DEFAULT_INBOX_MAX_BYTES,
+            audit_rotate_bytes: crate::audit::DEFAULT_MAX_BYTES,
             config_path: None,
             authorized_roots: Vec::new(),
         }

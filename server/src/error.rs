@@ -131,6 +131,9 @@ pub enum ServerError {
     /// The token store could not be loaded.
     #[error(transparent)]
     TokenStore(#[from] crate::token_store::TokenStoreError),
+    /// The audit log cannot be used where it is configured.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// The tokio runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),

@@ -16,11 +16,15 @@
 //! ```
 //!
 //! It implements `/health`, `/status`, `/whoami`, `/capabilities`,
-//! `/workspaces`, `/approvals[/:id]`, `/tokens[/:id]`, `/workspace/:id/config`,
-//! file sessions, the `/opencode` proxy and the `/w/:id` mount prefix; the
-//! crate README lists the routes and where they differ from the original.
+//! `/workspaces`, `/approvals[/:id]`, `/tokens[/:id]`, the workspace routes
+//! (config, audit, skills, commands, plugins, MCP, export/import, inbox and
+//! artifacts, engine reload, session delete, events), file sessions, the
+//! `/opencode` and `/opencode-router` proxies, `/runtime/*` and the `/w/:id`
+//! mount prefix; the crate README lists the routes and where they differ from
+//! the original.
 
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -28,6 +32,7 @@ pub mod config_file;
 mod cors;
 pub mod error;
 pub mod files;
+pub mod jsonc;
 pub mod logging;
 mod request_log;
 mod routes;

@@ -59,6 +59,12 @@ impl Server {
         if let Some(path) = &self.config.token_store {
             self.auth.attach_store(path.clone())?;
         }
+        let audit = crate::audit::Audit::with_limits(
+            self.config.audit_dir.clone(),
+            self.config.audit_rotate_bytes,
+            crate::audit::DEFAULT_KEEP,
+        );
+        audit.check_outside(self.config.workspaces.iter().map(|w| w.path.as_std_path()))?;
         self.print_startup(local_addr);
         let approvals = self.approvals.clone();
         let workspaces = std::sync::RwLock::new(self.config.workspaces.clone());
@@ -75,6 +81,7 @@ impl Server {
             events: Default::default(),
             locks: Default::default(),
             http: reqwest::Client::new(),
+            audit,
         });
         let app = crate::routes::app(state);
         axum::serve(listener, app)

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub locks: PathLocks,
     /// Client for the OpenCode proxy.
     pub http: reqwest::Client,
+    /// The audit log of writes.
+    pub audit: crate::audit::Audit,
     /// The served workspaces, first = active (activate reorders, delete removes).
     pub workspaces: std::sync::RwLock<Vec<Workspace>>,
 }
@@ -73,6 +75,18 @@ impl AppState {
         match self.workspaces.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Appends audit entries off the async threads; a failure is logged, not answered (the
+    /// write it records has already happened).
+    pub async fn audit(self: &Arc<Self>, entries: Vec<crate::audit::AuditEntry>) {
+        let state = self.clone();
+        let result = tokio::task::spawn_blocking(move || state.audit.append(entries)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => self.logger.warn(&format!("audit: {err}")),
+            Err(err) => self.logger.warn(&format!("audit: {err}")),
         }
     }
 

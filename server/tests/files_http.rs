@@ -291,15 +291,22 @@ async fn validation_and_limits() {
         resp.json::<serde_json::Value>().await.unwrap()["code"],
         "invalid_json"
     );
+    // Typed bodies: the 400 names the entry and the field.
     let (status, got) = post(&w.s, &wb, CLIENT, json!({"writes": ["a"]})).await;
     assert_eq!(
-        (status, got["message"].as_str()),
-        (400, Some("write entries must be objects"))
+        (status, got["details"]["field"].as_str()),
+        (400, Some("writes[0]"))
+    );
+    assert!(
+        got["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("writes[0]: invalid type")
     );
     let (status, got) = post(&w.s, &wb, CLIENT, json!({"writes": [{"path": "a"}]})).await;
     assert_eq!(
         (status, got["message"].as_str()),
-        (400, Some("contentBase64 is required"))
+        (400, Some("writes[0]: missing field `contentBase64`"))
     );
     let (_, got) = post(
         &w.s,

@@ -204,6 +204,12 @@ async fn status_whoami_and_capabilities() {
     assert_eq!(caps["schemaVersion"], 1);
     assert_eq!(caps["config"]["write"], false);
     assert_eq!(caps["proxy"]["opencode"], true);
+    // Only what is implemented and configured: no hub, no router, no runtime control here.
+    assert_eq!(caps["hub"]["skills"]["install"], false);
+    assert_eq!(caps["proxy"]["opencodeRouter"], false);
+    assert_eq!(caps["runtime"]["control"], false);
+    assert_eq!(caps["toolProviders"]["files"]["injection"], false);
+    assert_eq!(caps["toolProviders"]["files"]["maxBytes"], 50_000_000);
 }
 
 #[tokio::test]

@@ -139,7 +139,6 @@ async fn unknown_ids_and_routes_are_404() {
         format!("/w/{}/ui", t.b.id),
         format!("/w/{}/tokens", t.b.id),
         format!("/w/{}/approvals", t.b.id),
-        format!("/w/{}/opencode-router/health", t.b.id),
         format!("/w/{}/status/extra", t.b.id),
         format!("/w/{}/workspace/{}/config", t.b.id, t.a.id),
         "/w/".to_owned(),

@@ -30,8 +30,8 @@ pub const MAX_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 pub const LISTING_TTL_MS: u64 = 60 * 1000;
 
 /// `ttlSeconds` → ms: a JSON number ×1000, floored and clamped; anything else the default.
-pub fn ttl_ms(value: Option<&Value>) -> u64 {
-    match value.and_then(Value::as_f64) {
+pub fn ttl_ms(value: Option<f64>) -> u64 {
+    match value {
         Some(secs) if secs.is_finite() => {
             let ms = (secs * 1000.0).floor();
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -188,11 +188,11 @@ mod tests {
     #[test]
     fn ttl_is_clamped_and_defaults() {
         assert_eq!(ttl_ms(None), DEFAULT_TTL_MS);
-        assert_eq!(ttl_ms(Some(&json!("60"))), DEFAULT_TTL_MS);
-        assert_eq!(ttl_ms(Some(&json!(1))), MIN_TTL_MS);
-        assert_eq!(ttl_ms(Some(&json!(-5))), MIN_TTL_MS);
-        assert_eq!(ttl_ms(Some(&json!(90.5))), 90_500);
-        assert_eq!(ttl_ms(Some(&json!(1e12))), MAX_TTL_MS);
+        assert_eq!(ttl_ms(Some(f64::NAN)), DEFAULT_TTL_MS);
+        assert_eq!(ttl_ms(Some(1.0)), MIN_TTL_MS);
+        assert_eq!(ttl_ms(Some(-5.0)), MIN_TTL_MS);
+        assert_eq!(ttl_ms(Some(90.5)), 90_500);
+        assert_eq!(ttl_ms(Some(1e12)), MAX_TTL_MS);
     }
 
     #[test]

@@ -2,16 +2,21 @@
 //! Not blocked in read-only mode: answering approvals writes nothing.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::approvals::Reply;
 use crate::error::ApiError;
-use crate::routes::json_body;
+use crate::routes::body::{Body, Loose};
 use crate::state::SharedState;
+
+/// Body of `POST /approvals/:id`; anything but the string `"allow"` denies.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReplyBody {
+    reply: Option<Loose<String>>,
+}
 
 /// `{"items":[ApprovalRequest…]}`, pending only, oldest first.
 pub(crate) async fn list(State(state): State<SharedState>) -> Json<Value> {
@@ -24,10 +29,9 @@ pub(crate) async fn list(State(state): State<SharedState>) -> Json<Value> {
 pub(crate) async fn reply(
     State(state): State<SharedState>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body<ReplyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = json_body(body)?;
-    let reply = match body.get("reply").and_then(Value::as_str) {
+    let reply = match body.reply.and_then(Loose::get).as_deref() {
         Some("allow") => Reply::Allow,
         _ => Reply::Deny,
     };

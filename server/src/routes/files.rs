@@ -8,12 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Actor, Scope, now_ms};
@@ -22,8 +21,8 @@ use crate::files::beneath::{FsError, Root};
 use crate::files::catalog::{self, Listing};
 use crate::files::path::{RelPath, normalize};
 use crate::files::sessions::{CachedListing, LISTING_TTL_MS, Session, ttl_ms};
-use crate::files::{MAX_BATCH, MAX_FILE_BYTES, READ_BATCH_BUDGET};
-use crate::routes::json_body;
+use crate::files::{MAX_FILE_BYTES, READ_BATCH_BUDGET};
+use crate::routes::body::{Batch, Body, Loose, OptionalBody, required_batch};
 use crate::state::SharedState;
 use crate::workspace::Workspace;
 
@@ -94,40 +93,34 @@ pub(crate) fn path_error(err: &FsError) -> (&'static str, String) {
     }
 }
 
+/// Body of session create and renew; every field optional and lenient (§A11.2).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SessionBody {
+    /// Seconds; a non-number gives the default TTL.
+    ttl_seconds: Option<Loose<f64>>,
+    /// Only an explicit `false` asks for a read-only session.
+    write: Option<Loose<bool>>,
+}
+
 /// `POST /workspace/:id/files/sessions` `{"ttlSeconds"?, "write"?}`.
 pub(crate) async fn create(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    OptionalBody(body): OptionalBody<SessionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = state.workspace(&id)?;
-    let body = optional_body(body)?;
-    let can_write = body.get("write") != Some(&Value::Bool(false))
+    let can_write = body.write.and_then(Loose::get) != Some(false)
         && !state.config.read_only
         && actor.scope() >= Scope::Collaborator;
     let session = state.sessions.create(
         &ws.id,
         token_hash(&actor),
-        ttl_ms(body.get("ttlSeconds")),
+        ttl_ms(body.ttl_seconds.and_then(Loose::get)),
         can_write,
     )?;
     Ok(Json(json!({ "session": session.to_json() })))
-}
-
-/// An empty body counts as `{}` for create and renew (their fields are all optional).
-fn optional_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    if let Ok(bytes) = &body
-        && bytes.iter().all(u8::is_ascii_whitespace)
-    {
-        return Ok(json!({}));
-    }
-    let value = json_body(body)?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(ApiError::invalid_payload("Body must be a JSON object"))
-    }
 }
 
 /// `POST /files/sessions/:sid/renew` `{"ttlSeconds"?}`.
@@ -135,13 +128,14 @@ pub(crate) async fn renew(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
     Path(sid): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    OptionalBody(body): OptionalBody<SessionBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = optional_body(body)?;
     session_ctx(&state, &sid, &actor)?;
-    let session = state
-        .sessions
-        .renew(&sid, token_hash(&actor), ttl_ms(body.get("ttlSeconds")))?;
+    let session = state.sessions.renew(
+        &sid,
+        token_hash(&actor),
+        ttl_ms(body.ttl_seconds.and_then(Loose::get)),
+    )?;
     Ok(Json(json!({ "session": session.to_json() })))
 }
 
@@ -270,23 +264,10 @@ pub(crate) async fn events(
     Ok(Json(state.events.since(&ws.id, since, epoch)))
 }
 
-/// Validates a `paths`/`writes`/`operations` array: present, non-empty, at most 64.
-pub(crate) fn batch<'a>(body: &'a Value, field: &str) -> Result<&'a Vec<Value>, ApiError> {
-    let items = body
-        .get(field)
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::invalid_payload(format!("{field} must be an array")))?;
-    if items.is_empty() {
-        return Err(ApiError::invalid_payload(format!(
-            "{field} must not be empty"
-        )));
-    }
-    if items.len() > MAX_BATCH {
-        return Err(ApiError::invalid_payload(format!(
-            "{field} must include <= {MAX_BATCH} items"
-        )));
-    }
-    Ok(items)
+/// Body of read-batch.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReadBatch {
+    paths: Option<Batch<String>>,
 }
 
 /// `POST /files/sessions/:sid/read-batch` `{"paths":[…]}`.
@@ -294,42 +275,67 @@ pub(crate) async fn read_batch(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
     Path(sid): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let body = json_body(body)?;
+    Body(body): Body<ReadBatch>,
+) -> Result<axum::response::Response, ApiError> {
     let (_, ws) = session_ctx(&state, &sid, &actor)?;
-    let paths = batch(&body, "paths")?
+    let paths = required_batch(body.paths, "paths")?
         .iter()
-        .map(|p| {
-            p.as_str()
-                .ok_or_else(|| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "Path is required")
-                })
-                .and_then(normalize)
-        })
+        .map(|p| normalize(p))
         .collect::<Result<Vec<RelPath>, ApiError>>()?;
-    let items = blocking(move || {
+    let body = blocking(move || {
         let root = open_root(&ws)?;
         let mut budget = READ_BATCH_BUDGET;
-        Ok(paths
-            .iter()
-            .map(|rel| read_one(&root, rel, &mut budget))
-            .collect::<Vec<Value>>())
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(b"{\"items\":[");
+        for (i, rel) in paths.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            read_one(&root, rel, &mut budget, &mut out).map_err(|_| ApiError::internal())?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
     })
     .await?;
-    Ok(Json(json!({ "items": items })))
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body))
+        .map_err(|_| ApiError::internal())
 }
 
-fn read_one(root: &Root, rel: &RelPath, budget: &mut u64) -> Value {
+/// Writes one read-batch item as JSON to `out`. A file's content is base64-encoded straight
+/// into the response buffer (no `Value` tree, no intermediate string, no escaping pass: the
+/// base64 alphabet needs none), so the response costs one read and one encode per file.
+fn read_one(
+    root: &Root,
+    rel: &RelPath,
+    budget: &mut u64,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
     let path = rel.as_str();
-    match root.read_file(rel, MAX_FILE_BYTES.min(*budget)) {
+    let value = match root.read_file(rel, MAX_FILE_BYTES.min(*budget)) {
         Ok((meta, data)) => {
             *budget = budget.saturating_sub(data.len() as u64);
-            json!({
-                "ok": true, "path": path, "kind": "file", "bytes": data.len(),
-                "updatedAt": meta.mtime_ms, "revision": meta.revision(),
-                "contentBase64": base64::engine::general_purpose::STANDARD.encode(&data),
-            })
+            out.extend_from_slice(b"{\"ok\":true,\"path\":");
+            serde_json::to_writer(&mut *out, path)?;
+            out.extend_from_slice(
+                format!(",\"kind\":\"file\",\"bytes\":{},\"updatedAt\":", data.len()).as_bytes(),
+            );
+            serde_json::to_writer(&mut *out, &meta.mtime_ms)?;
+            out.extend_from_slice(b",\"revision\":");
+            serde_json::to_writer(&mut *out, &meta.revision())?;
+            out.extend_from_slice(b",\"contentBase64\":\"");
+            let start = out.len();
+            out.resize(
+                start + base64::encoded_len(data.len(), true).unwrap_or(0),
+                0,
+            );
+            let written = base64::engine::general_purpose::STANDARD
+                .encode_slice(&data, &mut out[start..])
+                .map_err(|e| <serde_json::Error as serde::ser::Error>::custom(e.to_string()))?;
+            out.truncate(start + written);
+            out.extend_from_slice(b"\"}");
+            return Ok(());
         }
         Err(FsError::TooLarge { size, .. }) if size <= MAX_FILE_BYTES => json!({
             "ok": false, "path": path, "code": "response_too_large",
@@ -351,5 +357,6 @@ fn read_one(root: &Root, rel: &RelPath, budget: &mut u64) -> Value {
             };
             json!({"ok": false, "path": path, "code": code, "message": message})
         }
-    }
+    };
+    serde_json::to_writer(out, &value)
 }

@@ -8,37 +8,34 @@
 //! silently mangled content (invalid base64 is refused per item instead of skipped, W10).
 //! Items are answered in request order (W12). fs errors carry the OS reason, never a host path.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::approvals::ApprovalInput;
-use crate::auth::{Actor, Scope};
+use crate::audit::{AuditEntry, Outcome};
+use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::files::MAX_FILE_BYTES;
 use crate::files::beneath::{FsError, Root};
 use crate::files::events::Kind;
 use crate::files::path::{RelPath, normalize};
 use crate::files::sessions::Session;
-use crate::routes::files::{batch, blocking, open_root, path_error, session_ctx};
-use crate::routes::json_body;
+use crate::routes::body::{Batch, Body, required_batch};
+use crate::routes::files::{blocking, open_root, path_error, session_ctx};
+use crate::routes::gate;
 use crate::state::SharedState;
 use crate::workspace::Workspace;
 
-/// Step 1 of both routes: read-only, scope, session, session write flag.
+/// Step 1 of both routes after the route layers (read-only, scope): the session and its
+/// write flag.
 fn write_gate(
     state: &SharedState,
     sid: &str,
     actor: &Actor,
 ) -> Result<(Session, Workspace), ApiError> {
-    if state.config.read_only {
-        return Err(ApiError::read_only());
-    }
-    actor.require_scope(Scope::Collaborator)?;
     let (session, ws) = session_ctx(state, sid, actor)?;
     if !session.can_write {
         return Err(ApiError::new(
@@ -50,8 +47,43 @@ fn write_gate(
     Ok((session, ws))
 }
 
-fn required_path(entry: &Value, field: &str) -> Result<RelPath, ApiError> {
-    match entry.get(field).and_then(Value::as_str) {
+/// Body of write-batch.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WriteBatch {
+    writes: Option<Batch<WriteEntry>>,
+}
+
+/// One entry of write-batch.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WriteEntry {
+    path: String,
+    content_base64: String,
+    if_match_revision: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// Body of ops.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Ops {
+    operations: Option<Batch<OpEntry>>,
+}
+
+/// One entry of ops; an unknown `type` is an item error, not a request error (§A11.9).
+#[derive(Debug, Deserialize)]
+pub(crate) struct OpEntry {
+    #[serde(rename = "type", default)]
+    kind: String,
+    path: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(default)]
+    recursive: bool,
+}
+
+fn required_path(raw: Option<&str>) -> Result<RelPath, ApiError> {
+    match raw {
         Some(raw) => normalize(raw),
         None => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -91,29 +123,20 @@ pub(crate) async fn write_batch(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
     Path(sid): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body<WriteBatch>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, ws) = write_gate(&state, &sid, &actor)?;
     let ws_id = ws.id.clone();
-    let body = json_body(body)?;
     let mut results: Vec<Option<Value>> = Vec::new();
     let mut planned = Vec::new();
-    for (index, entry) in batch(&body, "writes")?.iter().enumerate() {
-        if !entry.is_object() {
-            return Err(ApiError::invalid_payload("write entries must be objects"));
-        }
-        let path = required_path(entry, "path")?;
-        let Some(content) = entry.get("contentBase64").and_then(Value::as_str) else {
-            return Err(ApiError::invalid_payload("contentBase64 is required"));
-        };
-        let force = entry.get("force") == Some(&Value::Bool(true));
-        let if_match = entry
-            .get("ifMatchRevision")
-            .and_then(Value::as_str)
-            .filter(|_| !force)
-            .map(str::to_owned);
+    for (index, entry) in required_batch(body.writes, "writes")?
+        .into_iter()
+        .enumerate()
+    {
+        let path = normalize(&entry.path)?;
+        let if_match = entry.if_match_revision.filter(|_| !entry.force);
         results.push(None);
-        match base64::engine::general_purpose::STANDARD.decode(content.trim()) {
+        match base64::engine::general_purpose::STANDARD.decode(entry.content_base64.trim()) {
             Ok(data) => planned.push(Planned {
                 index,
                 path,
@@ -179,19 +202,17 @@ pub(crate) async fn write_batch(
             .iter()
             .map(|p| ws.path.join(p.path.as_str()).into_string())
             .collect();
-        let decision = state
-            .approvals
-            .request_approval(ApprovalInput {
-                workspace_id: ws.id.clone(),
-                action: "workspace.files.session.write".into(),
-                summary: format!("Write {} file(s) via file session", planned.len()),
-                paths: root_paths,
-                actor: actor.clone(),
-            })
-            .await;
-        if let Some(err) = decision.into_error() {
-            return Err(err);
-        }
+        let targets: Vec<String> = planned.iter().map(|p| p.path.as_str().to_owned()).collect();
+        gate::approve(
+            &state,
+            &actor,
+            &ws.id,
+            WRITE_ACTION,
+            format!("Write {} file(s) via file session", planned.len()),
+            &targets,
+            root_paths,
+        )
+        .await?;
         let st = state.clone();
         let applied = blocking(move || {
             let root = open_root(&ws)?;
@@ -201,9 +222,12 @@ pub(crate) async fn write_batch(
                 .collect::<Vec<_>>())
         })
         .await?;
+        let mut entries = Vec::with_capacity(applied.len());
         for (index, item) in applied {
+            entries.push(audit_item(&ws_id, &actor, WRITE_ACTION, &item, "path"));
             results[index] = Some(item);
         }
+        state.audit(entries).await;
     }
     let items: Vec<Value> = results.into_iter().flatten().collect();
     Ok(Json(
@@ -240,33 +264,36 @@ enum Op {
     Unknown(String),
 }
 
+impl Op {
+    /// What the audit log names as the target.
+    fn target(&self) -> String {
+        match self {
+            Self::Mkdir(p) | Self::Delete(p, _) => p.as_str().to_owned(),
+            Self::Rename(a, b) => format!("{} -> {}", a.as_str(), b.as_str()),
+            Self::Unknown(kind) => kind.clone(),
+        }
+    }
+}
+
 /// `POST /files/sessions/:sid/ops` `{"operations":[{"type":"mkdir"|"delete"|"rename",…}]}`.
 pub(crate) async fn ops(
     State(state): State<SharedState>,
     Extension(actor): Extension<Actor>,
     Path(sid): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body<Ops>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, ws) = write_gate(&state, &sid, &actor)?;
-    let body = json_body(body)?;
     let mut parsed = Vec::new();
     let mut abs = Vec::new();
-    for entry in batch(&body, "operations")? {
-        if !entry.is_object() {
-            return Err(ApiError::invalid_payload("operations must be objects"));
-        }
-        let kind = entry
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let op = match kind {
-            "mkdir" => Op::Mkdir(required_path(entry, "path")?),
-            "delete" => Op::Delete(
-                required_path(entry, "path")?,
-                entry.get("recursive") == Some(&Value::Bool(true)),
+    for entry in required_batch(body.operations, "operations")? {
+        let op = match entry.kind.as_str() {
+            "mkdir" => Op::Mkdir(required_path(entry.path.as_deref())?),
+            "delete" => Op::Delete(required_path(entry.path.as_deref())?, entry.recursive),
+            "rename" => Op::Rename(
+                required_path(entry.from.as_deref())?,
+                required_path(entry.to.as_deref())?,
             ),
-            "rename" => Op::Rename(required_path(entry, "from")?, required_path(entry, "to")?),
-            other => Op::Unknown(other.to_owned()),
+            _ => Op::Unknown(entry.kind),
         };
         match &op {
             Op::Mkdir(p) | Op::Delete(p, _) => abs.push(ws.path.join(p.as_str()).into_string()),
@@ -279,19 +306,17 @@ pub(crate) async fn ops(
         parsed.push(op);
     }
     if !abs.is_empty() {
-        let decision = state
-            .approvals
-            .request_approval(ApprovalInput {
-                workspace_id: ws.id.clone(),
-                action: "workspace.files.session.ops".into(),
-                summary: format!("Apply {} file operation(s) via file session", parsed.len()),
-                paths: abs,
-                actor: actor.clone(),
-            })
-            .await;
-        if let Some(err) = decision.into_error() {
-            return Err(err);
-        }
+        let targets: Vec<String> = parsed.iter().map(Op::target).collect();
+        gate::approve(
+            &state,
+            &actor,
+            &ws.id,
+            OPS_ACTION,
+            format!("Apply {} file operation(s) via file session", parsed.len()),
+            &targets,
+            abs,
+        )
+        .await?;
     }
     let st = state.clone();
     let ws_id = ws.id.clone();
@@ -303,9 +328,56 @@ pub(crate) async fn ops(
             .collect::<Vec<Value>>())
     })
     .await?;
+    // Every operation is audited (the original audited none, W11); unknown types changed nothing.
+    let entries = items
+        .iter()
+        .filter(|item| item["code"] != "invalid_operation")
+        .map(|item| audit_item(&ws_id, &actor, OPS_ACTION, item, "type"))
+        .collect();
+    state.audit(entries).await;
     Ok(Json(
         json!({"items": items, "cursor": state.events.cursor(&ws_id)}),
     ))
+}
+
+/// Action name of write-batch in approvals and the audit log.
+const WRITE_ACTION: &str = "workspace.files.session.write";
+/// Action name of ops.
+const OPS_ACTION: &str = "workspace.files.session.ops";
+
+/// The audit line of one answered item (`ok` or `failed`).
+fn audit_item(
+    ws_id: &str,
+    actor: &Actor,
+    action: &str,
+    item: &Value,
+    kind_field: &str,
+) -> AuditEntry {
+    let target = match (
+        item["path"].as_str(),
+        item["from"].as_str(),
+        item["to"].as_str(),
+    ) {
+        (Some(path), _, _) => path.to_owned(),
+        (None, Some(from), Some(to)) => format!("{from} -> {to}"),
+        _ => String::new(),
+    };
+    let (summary, outcome) = if item["ok"] == true {
+        (
+            format!("{} {target}", item[kind_field].as_str().unwrap_or("write")),
+            Outcome::Ok,
+        )
+    } else {
+        (
+            format!(
+                "{}: {}",
+                item["code"].as_str().unwrap_or("failed"),
+                item["message"].as_str().unwrap_or("")
+            ),
+            Outcome::Failed,
+        )
+    };
+    AuditEntry::new(ws_id, actor, action, target, summary, outcome)
 }
 
 fn op_error(err: &FsError) -> (String, String) {

@@ -7,25 +7,36 @@
 //! request log.
 
 mod approvals;
+mod audit;
+pub(crate) mod body;
+mod commands;
 mod config;
+mod engine;
 mod files;
 mod files_write;
+mod frontmatter;
+mod gate;
 mod health;
+mod inbox;
+mod mcp;
 mod mount;
+mod opencode_api;
+mod plugins;
+mod portable;
 mod proxy;
+mod router_manage;
+mod router_proxy;
+mod skills;
 mod status;
 mod tokens;
 mod workspaces;
+pub(crate) mod ws_fs;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
-use serde_json::Value;
+use axum::routing::{any, delete, get, patch, post};
 
 use crate::auth::Actor;
 use crate::error::ApiError;
@@ -67,7 +78,105 @@ fn routes(state: SharedState) -> Router {
         .route("/whoami", get(status::whoami))
         .route("/capabilities", get(status::capabilities))
         .route("/workspaces", get(status::workspaces))
-        .route("/workspace/{id}/config", get(config::get_config))
+        .route(
+            "/workspace/{id}/config",
+            get(config::get_config).merge(gate::write(&state, patch(config::patch_config))),
+        )
+        .route("/workspace/{id}/audit", get(audit::list))
+        .route(
+            "/workspace/{id}/skills",
+            get(skills::list).merge(gate::write(&state, post(skills::upsert))),
+        )
+        .route(
+            "/workspace/{id}/skills/{name}",
+            get(skills::get_one).merge(gate::write(&state, delete(skills::remove))),
+        )
+        .route("/hub/skills", get(skills::hub_disabled))
+        .route(
+            "/workspace/{id}/engine/reload",
+            gate::collaborator(post(engine::reload)),
+        )
+        .route(
+            "/workspace/{id}/sessions/{session}",
+            gate::write(&state, delete(engine::delete_session)),
+        )
+        .route("/workspace/{id}/events", get(engine::events))
+        .route("/workspace/{id}/export", get(portable::export))
+        .route(
+            "/workspace/{id}/opencode-router/identities/{channel}",
+            gate::collaborator(get(router_manage::list_identities))
+                .merge(gate::write(&state, post(router_manage::upsert_identity))),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/identities/{channel}/{identity}",
+            gate::write(&state, delete(router_manage::delete_identity)),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/bindings",
+            gate::collaborator(get(router_manage::list_bindings))
+                .merge(gate::write(&state, post(router_manage::set_binding))),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/send",
+            gate::collaborator(post(router_manage::send)),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/telegram-token",
+            gate::write(&state, post(router_manage::telegram_token)),
+        )
+        .route(
+            "/workspace/{id}/opencode-router/slack-tokens",
+            gate::write(&state, post(router_manage::slack_tokens)),
+        )
+        .route(
+            "/workspace/{id}/import",
+            gate::write(&state, post(portable::import)),
+        )
+        .route(
+            "/workspace/{id}/inbox",
+            get(inbox::list_inbox).merge(
+                gate::write(&state, post(inbox::upload)).layer(DefaultBodyLimit::max(
+                    usize::try_from(state.config.inbox_max_bytes)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1024 * 1024),
+                )),
+            ),
+        )
+        .route("/workspace/{id}/inbox/{file}", get(inbox::get_inbox))
+        .route("/workspace/{id}/artifacts", get(inbox::list_artifacts))
+        .route("/workspace/{id}/artifacts/{file}", get(inbox::get_artifact))
+        .route(
+            "/workspace/{id}/skills/hub/{name}",
+            gate::write(&state, post(skills::hub_disabled)),
+        )
+        .route(
+            "/workspace/{id}/commands",
+            get(commands::list).merge(gate::write(&state, post(commands::upsert))),
+        )
+        .route(
+            "/workspace/{id}/commands/{name}",
+            gate::write(&state, delete(commands::remove)),
+        )
+        .route(
+            "/workspace/{id}/plugins",
+            get(plugins::list).merge(gate::write(&state, post(plugins::add))),
+        )
+        .route(
+            "/workspace/{id}/plugins/{name}",
+            gate::write(&state, delete(plugins::remove)),
+        )
+        .route(
+            "/workspace/{id}/mcp",
+            get(mcp::list).merge(gate::write(&state, post(mcp::add))),
+        )
+        .route(
+            "/workspace/{id}/mcp/{name}",
+            gate::write(&state, delete(mcp::remove)),
+        )
+        .route(
+            "/workspace/{id}/mcp/{name}/auth",
+            gate::write(&state, delete(mcp::remove_auth)),
+        )
         .route("/workspace/{id}/files/sessions", post(files::create))
         .route("/files/sessions/{sid}", delete(files::close))
         .route("/files/sessions/{sid}/renew", post(files::renew))
@@ -79,9 +188,13 @@ fn routes(state: SharedState) -> Router {
         .route("/files/sessions/{sid}/read-batch", post(files::read_batch))
         .route(
             "/files/sessions/{sid}/write-batch",
-            post(files_write::write_batch),
+            gate::write(&state, post(files_write::write_batch)),
         )
-        .route("/files/sessions/{sid}/ops", post(files_write::ops))
+        .route(
+            "/files/sessions/{sid}/ops",
+            gate::write(&state, post(files_write::ops)),
+        )
+        .route("/runtime/versions", get(router_proxy::versions))
         .route("/opencode", any(proxy::proxy))
         .route("/opencode/{*rest}", any(proxy::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), client_guard));
@@ -90,11 +203,20 @@ fn routes(state: SharedState) -> Router {
         .route("/approvals/{id}", post(approvals::reply))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/runtime/upgrade", post(router_proxy::upgrade))
         .route("/workspaces/{id}/activate", post(workspaces::activate))
-        .route("/workspaces/{id}", delete(workspaces::delete))
+        .route(
+            "/workspaces/{id}",
+            gate::write(&state, delete(workspaces::delete)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), host_guard));
+    // The router proxy decides its auth per path (client, collaborator or host).
+    let router = Router::new()
+        .route("/opencode-router", any(router_proxy::proxy))
+        .route("/opencode-router/{*rest}", any(router_proxy::proxy));
     Router::new()
         .merge(open)
+        .merge(router)
         .merge(client)
         .merge(host)
         .fallback(not_found)
@@ -137,21 +259,4 @@ async fn client_guard(State(state): State<SharedState>, req: Request, next: Next
 async fn host_guard(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let result = state.auth.host(req.headers());
     guarded(AuthMode::Host, result, req, next).await
-}
-
-/// Parses a JSON request body. An empty or malformed body is 400
-/// `invalid_json`; a body over the configured limit is 413 `payload_too_large`.
-pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Request body is larger than the server accepts",
-            )
-        } else {
-            ApiError::invalid_json()
-        }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_json())
 }

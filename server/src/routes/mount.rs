@@ -16,7 +16,9 @@
 //! - `files/sessions/:sid/…`: only for a session of the mounted workspace (an extension of the
 //!   reference, which 404s these: without it a client on a mount base could open a session
 //!   through `workspace/:id/files/sessions` and then not use it);
-//! - anything else (including `opencode-router`, not implemented, and `ui`): 404 `not_found`.
+//! - `opencode-router[/…]`: the router proxy (a client or host credential is checked here, the
+//!   proxy's per-path rule after); `runtime/versions` (client auth);
+//! - anything else (including `ui`): 404 `not_found`.
 //!
 //! Threat: probing workspace ids without a credential. For every route that needs client auth
 //! the credential is checked before the id, so an unknown id is 404 `workspace_not_found` only
@@ -57,6 +59,8 @@ enum Kind<'a> {
     Open,
     /// Client auth.
     Client,
+    /// Client or host auth here; the router proxy applies its per-path rule itself.
+    Router,
     /// Client auth, and the session `sid` must belong to the mounted workspace.
     Session(&'a str),
 }
@@ -67,7 +71,8 @@ fn classify<'a>(id: &str, rest: &'a str) -> Option<Kind<'a>> {
     match segments.as_slice() {
         ["health"] => Some(Kind::Open),
         ["status" | "capabilities" | "workspaces"] => Some(Kind::Client),
-        ["opencode", ..] => Some(Kind::Client),
+        ["opencode", ..] | ["runtime", "versions"] => Some(Kind::Client),
+        ["opencode-router", ..] => Some(Kind::Router),
         ["workspace", id2, _, ..] if *id2 == id => Some(Kind::Client),
         ["files", "sessions", sid, ..] if !sid.is_empty() => Some(Kind::Session(sid)),
         _ => None,
@@ -89,7 +94,15 @@ pub(crate) async fn enter(state: SharedState, core: Router, req: Request) -> Res
         return ApiError::not_found().into_response();
     };
     if kind != Kind::Open {
-        let actor = match state.auth.client(req.headers()) {
+        let checked = if kind == Kind::Router {
+            state
+                .auth
+                .client(req.headers())
+                .or_else(|_| state.auth.host(req.headers()))
+        } else {
+            state.auth.client(req.headers())
+        };
+        let actor = match checked {
             Ok(actor) => actor,
             Err(err) => return tagged(err, AuthMode::Client),
         };
@@ -170,7 +183,6 @@ mod tests {
             "ui",
             "tokens",
             "approvals",
-            "opencode-router/health",
             "status/extra",
             "workspace/ws_ffffffffffff/config",
             "workspace/ws_0123456789ab",

@@ -74,21 +74,24 @@ pub(crate) async fn workspaces(
     }))
 }
 
-/// `GET /capabilities`. Only what this server really does is advertised as
-/// available; the routes of later slices are reported as not writable.
+/// `GET /capabilities`: exactly what this server implements. Writes follow read-only mode;
+/// the skills hub is off (no internet calls); the router proxy and the runtime forwards are on
+/// only when the orchestrator gave their endpoints.
 pub(crate) async fn capabilities(State(state): State<SharedState>) -> Json<Value> {
-    let write = !state.config.read_only;
+    let config = &state.config;
+    let write = !config.read_only;
     let proxy_opencode = state.workspaces().iter().any(|w| w.base_url.is_some());
     Json(json!({
         "schemaVersion": 1,
         "serverVersion": crate::VERSION,
         "skills": {"read": true, "write": write, "source": "openwork"},
-        "hub": {"skills": {"read": true, "install": write,
+        "hub": {"skills": {"read": false, "install": false,
             "repo": {"owner": "different-ai", "name": "openwork-hub", "ref": "main"}}},
         "plugins": {"read": true, "write": write},
         "mcp": {"read": true, "write": write},
         "commands": {"read": true, "write": write},
         "config": {"read": true, "write": write},
+        "audit": {"read": true},
         "approvals": {
             "mode": state.approvals.mode(),
             "timeoutMs": u64::try_from(state.approvals.timeout().as_millis()).unwrap_or(u64::MAX),
@@ -96,6 +99,17 @@ pub(crate) async fn capabilities(State(state): State<SharedState>) -> Json<Value
         "sandbox": {"enabled": false, "backend": "none"},
         "ui": {"toy": false},
         "tokens": {"scoped": true, "scopes": ["owner", "collaborator", "viewer"]},
-        "proxy": {"opencode": proxy_opencode, "opencodeRouter": false},
+        "proxy": {"opencode": proxy_opencode, "opencodeRouter": config.router_port.is_some()},
+        "runtime": {"control": config.control_base_url.is_some()},
+        "toolProviders": {
+            "browser": {"enabled": false, "placement": "external", "mode": "none"},
+            "files": {
+                "injection": write && config.inbox_enabled,
+                "outbox": config.outbox_enabled,
+                "inboxPath": ".opencode/openwork/inbox/",
+                "outboxPath": ".opencode/openwork/outbox/",
+                "maxBytes": config.inbox_max_bytes,
+            },
+        },
     }))
 }

@@ -6,16 +6,23 @@
 //! to mint its owner token (reference §A13, weakness W13).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::routes::json_body;
+use crate::routes::body::{Body, Loose};
 use crate::state::SharedState;
+
+/// Body of `POST /tokens`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateToken {
+    /// Any value that is not a known scope is 400 `invalid_scope`.
+    scope: Option<Loose<Scope>>,
+    label: Option<String>,
+}
 
 /// Longest accepted label, in characters.
 const MAX_LABEL_CHARS: usize = 200;
@@ -29,31 +36,25 @@ pub(crate) async fn list(State(state): State<SharedState>) -> Json<Value> {
 /// `{"id","token","scope","createdAt","label"?}`.
 pub(crate) async fn create(
     State(state): State<SharedState>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body<CreateToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = json_body(body)?;
-    let scope = body
-        .get("scope")
-        .and_then(Value::as_str)
-        .and_then(Scope::parse)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                "Token scope must be owner, collaborator or viewer",
-            )
-        })?;
-    let label = match body.get("label") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.chars().count() <= MAX_LABEL_CHARS => {
+    let scope = body.scope.and_then(Loose::get).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Token scope must be owner, collaborator or viewer",
+        )
+    })?;
+    let label = match body.label {
+        None => None,
+        Some(s) if s.chars().count() <= MAX_LABEL_CHARS => {
             Some(s.trim().to_owned()).filter(|s| !s.is_empty())
         }
-        Some(Value::String(_)) => {
+        Some(_) => {
             return Err(ApiError::invalid_payload(format!(
                 "label must be at most {MAX_LABEL_CHARS} characters"
             )));
         }
-        Some(_) => return Err(ApiError::invalid_payload("label must be a string")),
     };
     let issued = state.auth.issue(scope, label)?;
     let mut out = json!({

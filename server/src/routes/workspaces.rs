@@ -2,11 +2,13 @@
 //! workspace) and `DELETE /workspaces/:id` (stop serving it; when the server was configured from
 //! a `server.json`, the workspace is also removed from that file, written atomically).
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use camino::Utf8Path;
 use serde_json::{Value, json};
 
+use crate::audit::{AuditEntry, Outcome};
+use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::state::SharedState;
 use crate::workspace::{Workspace, resolve_path};
@@ -18,6 +20,7 @@ fn items(list: &[Workspace]) -> Vec<Value> {
 /// `POST /workspaces/:id/activate` → `{"activeId","workspace"}`.
 pub(crate) async fn activate(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = state.workspace(&id)?;
@@ -27,6 +30,15 @@ pub(crate) async fn activate(
         let w = list.remove(pos);
         list.insert(0, w);
     }
+    let entry = AuditEntry::new(
+        &ws.id,
+        &actor,
+        "workspace.activate",
+        ws.path.as_str(),
+        "Activate workspace",
+        Outcome::Ok,
+    );
+    state.audit(vec![entry]).await;
     Ok(Json(
         json!({ "activeId": ws.id, "workspace": ws.to_json(false) }),
     ))
@@ -35,11 +47,9 @@ pub(crate) async fn activate(
 /// `DELETE /workspaces/:id` → `{"ok","deleted","persisted","activeId","items"}`.
 pub(crate) async fn delete(
     State(state): State<SharedState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.config.read_only {
-        return Err(ApiError::read_only());
-    }
     let ws = state.workspace(&id)?;
     let remaining = match state.workspaces.write() {
         Ok(mut list) => {
@@ -58,6 +68,15 @@ pub(crate) async fn delete(
         }
         _ => false,
     };
+    let entry = AuditEntry::new(
+        &ws.id,
+        &actor,
+        "workspace.delete",
+        ws.path.as_str(),
+        "Stop serving workspace",
+        Outcome::Ok,
+    );
+    state.audit(vec![entry]).await;
     Ok(Json(json!({
         "ok": true,
         "deleted": true,

@@ -4,6 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod files;
+pub mod gated;
+pub mod opencode;
 
 use std::sync::{Arc, Mutex};
 
