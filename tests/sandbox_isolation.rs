@@ -102,6 +102,8 @@ fn report_user_rule_and_git_guard_hold_against_the_agent() {
         "ports",
         "git-guard",
         "credentials",
+        // Docker runs behind the egress gate by default.
+        "egress",
     ] {
         assert_eq!(control(iso, c)["status"], "enforced", "{c}: {iso:#}");
     }
