@@ -159,6 +159,17 @@ impl Chats {
     }
 }
 
+/// A file to upload as a multipart part named after the file (both adapters' `send` with media).
+pub async fn file_part(path: &std::path::Path) -> std::io::Result<reqwest::multipart::Part> {
+    let bytes = tokio::fs::read(path).await?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file")
+        .to_string();
+    Ok(reqwest::multipart::Part::bytes(bytes).file_name(name))
+}
+
 /// Splits `text` into pieces of at most `limit` characters, preferring to cut at a line break.
 pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     let mut out = Vec::new();

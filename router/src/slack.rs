@@ -178,23 +178,15 @@ impl SlackApi {
         caption: Option<&str>,
     ) -> Result<(), SlackError> {
         let (channel, thread) = split_peer(peer);
-        let bytes = tokio::fs::read(path)
+        let part = crate::chat::file_part(path)
             .await
             .map_err(|source| SlackError::File {
                 path: path.display().to_string(),
                 source,
             })?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("file")
-            .to_string();
         let mut form = reqwest::multipart::Form::new()
             .text("channels", channel.to_string())
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes).file_name(name),
-            );
+            .part("file", part);
         if let Some(t) = thread {
             form = form.text("thread_ts", t.to_string());
         }

@@ -214,23 +214,15 @@ impl TelegramApi {
         path: &std::path::Path,
         caption: Option<&str>,
     ) -> Result<(), TelegramError> {
-        let bytes = tokio::fs::read(path)
+        let part = crate::chat::file_part(path)
             .await
             .map_err(|source| TelegramError::File {
                 path: path.display().to_string(),
                 source,
             })?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("file")
-            .to_string();
         let mut form = reqwest::multipart::Form::new()
             .text("chat_id", chat_id.to_string())
-            .part(
-                "document",
-                reqwest::multipart::Part::bytes(bytes).file_name(name),
-            );
+            .part("document", part);
         if let Some(c) = caption {
             form = form.text("caption", c.to_string());
         }
